@@ -1,0 +1,5 @@
+import sys
+
+from dse_milp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""The accelerator model: on-chip buffers, DRAM bandwidth, compute and energy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dse_milp.workload import Operand
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """An on-chip buffer and the operands whose tiles it holds."""
+
+    name: str
+    capacity_bytes: int
+    operands: frozenset[Operand]
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Energy per event, in picojoules."""
+
+    dram_byte: float
+    sram_byte: float
+    mac: float
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    name: str
+    buffers: tuple[Buffer, ...]
+    """One unified buffer holding every operand, or one buffer per operand."""
+    double_buffering: bool
+    dram_bandwidth: float
+    """Bytes per cycle."""
+    clock_mhz: float
+    macs: int
+    """MAC units working in parallel."""
+    energy: Energy
+
+    @property
+    def unified(self) -> bool:
+        return len(self.buffers) == 1
+
+    def buffer_of(self, operand: Operand) -> Buffer:
+        return next(b for b in self.buffers if operand in b.operands)
+
+
+def unified_buffer(capacity_bytes: int) -> tuple[Buffer, ...]:
+    return (Buffer("unified", capacity_bytes, frozenset(Operand)),)
+
+
+def separate_buffers(input_bytes: int, weight_bytes: int, output_bytes: int) -> tuple[Buffer, ...]:
+    sizes = {Operand.INPUT: input_bytes, Operand.WEIGHT: weight_bytes, Operand.OUTPUT: output_bytes}
+    return tuple(Buffer(op.value, size, frozenset({op})) for op, size in sizes.items())

@@ -1,0 +1,206 @@
+"""Candidate mappings of one layer, drawn from the complete integer tiling space.
+
+For each loop only some tile sizes can matter. Every tile size ``t`` gives a trip
+count ``T = ceil(D / t)``; the weights, the outputs and every refetch factor
+depend on ``T`` alone, and among the tile sizes with the same ``T`` the smallest
+has the smallest footprint. For the spatial loops the halo also counts, so
+there we keep every tile size that is not dominated in (trip count, input rows
+read, largest input tile, tile). That leaves O(sqrt(D)) sizes per loop.
+
+For a fixed tiling the footprint does not depend on the loop order, so only the
+orders of least traffic matter, and there are three (proof in
+docs/traffic_model.md): weight-stationary ``mnrc``, output-stationary ``rcmn``
+and input-stationary ``rcnm``. The grid of all tilings is evaluated at once
+with numpy, and the layer keeps the mappings that fit the buffers and are not
+dominated in (traffic, footprint).
+
+Ties are broken in a stated order: between loop orders, the order above; between
+tilings of equal traffic and footprint, the smallest tiles, compared in the
+order ``(t_m, t_n, t_r, t_c)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from dse_milp.accelerator import Accelerator
+from dse_milp.traffic import Mapping, Tiling, halo_stats
+from dse_milp.workload import Layer, Operand
+
+STATIONARY_ORDERS = ("mnrc", "rcmn", "rcnm")
+"""Weight-, output- and input-stationary: the orders of least traffic, in tie-breaking order."""
+
+TRAFFIC_FIELDS = ("input_read", "weight_read", "output_write", "psum_read", "psum_write")
+OPERANDS = (Operand.INPUT, Operand.WEIGHT, Operand.OUTPUT)
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """The tile sizes kept for one loop, with what each implies."""
+
+    tile: np.ndarray
+    trips: np.ndarray
+    reads: np.ndarray
+    """Input rows (or columns, or channels) read over all tiles of this loop."""
+    largest: np.ndarray
+    """Input rows (or columns, or channels) of the largest tile."""
+
+
+def _non_dominated(points: np.ndarray) -> np.ndarray:
+    """Mask of the rows of ``points`` that no other row beats (all columns minimised).
+
+    Of several identical rows only the first is kept.
+    """
+    keep = np.ones(len(points), dtype=bool)
+    for i, p in enumerate(points):
+        no_worse = np.all(points <= p, axis=1)
+        better = np.any(points < p, axis=1) | (np.arange(len(points)) < i)
+        if np.any(no_worse & better):
+            keep[i] = False
+    return keep
+
+
+@lru_cache(maxsize=4096)
+def channel_options(extent: int) -> LoopOptions:
+    """The smallest tile for each distinct trip count."""
+    tile = np.unique(-(-extent // np.arange(1, extent + 1)))
+    trips = -(-extent // tile)
+    return LoopOptions(tile, trips, np.full(len(tile), extent), tile)
+
+
+@lru_cache(maxsize=4096)
+def spatial_options(extent: int, kernel: int, stride: int, pad: int, size: int) -> LoopOptions:
+    """Every tile size not dominated in (trips, input read, largest input tile, tile)."""
+    tile = np.arange(1, extent + 1)
+    trips = -(-extent // tile)
+    stats = np.array([halo_stats(extent, int(t), kernel, stride, pad, size) for t in tile])
+    keep = _non_dominated(np.column_stack([trips, stats, tile]))
+    return LoopOptions(tile[keep], trips[keep], stats[keep, 0], stats[keep, 1])
+
+
+def loop_options(layer: Layer) -> dict[str, LoopOptions]:
+    return {
+        "m": channel_options(layer.mg),
+        "n": channel_options(layer.ng),
+        "r": spatial_options(layer.r, layer.kh, layer.sh, layer.ph, layer.h),
+        "c": spatial_options(layer.c, layer.kw, layer.sw, layer.pw, layer.w),
+    }
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The candidate mappings of one layer, by increasing footprint (and so decreasing traffic)."""
+
+    layer: Layer
+    tiles: np.ndarray
+    """(k, 4) tile sizes t_m, t_n, t_r, t_c."""
+    orders: tuple[str, ...]
+    traffic: np.ndarray
+    """(k, 5) bits moved off chip, by ``TRAFFIC_FIELDS``."""
+    footprint: np.ndarray
+    """(k, 3) bits of buffer per operand (``OPERANDS``), doubled when double-buffered."""
+    smallest_footprint: np.ndarray
+    """(3,) per operand: the mapping of least total footprint, fitting or not."""
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    @property
+    def total_bits(self) -> np.ndarray:
+        return self.traffic.sum(axis=1)
+
+    def mapping(self, i: int) -> Mapping:
+        return Mapping(Tiling(*(int(t) for t in self.tiles[i])), self.orders[i])
+
+
+def _traffic_parts(layer: Layer, trips: dict[str, np.ndarray], reads: dict[str, np.ndarray]) -> list[tuple]:
+    """Traffic by ``TRAFFIC_FIELDS`` under each of ``STATIONARY_ORDERS``.
+
+    ``trips`` and ``reads`` hold the options of each loop as arrays that
+    broadcast together: the whole grid, or the few tilings picked from it.
+    """
+    bits = layer.precision
+    inputs = layer.groups * layer.ng * reads["r"] * reads["c"] * bits.input * layer.input_tensors
+    weights = layer.weight_elements * bits.weight
+    outputs = layer.output_elements * bits.output
+    psums = layer.output_elements * bits.psum
+    spatial = trips["r"] * trips["c"]
+    # (input multiplier, weight multiplier, output visits) of each stationary order
+    multipliers = ((trips["m"], 1, trips["n"]), (trips["m"], spatial, 1), (1, spatial, trips["n"]))
+    return [
+        (inputs * mi, weights * mw, outputs, (visits - 1) * psums, (visits - 1) * psums)
+        for mi, mw, visits in multipliers
+    ]
+
+
+def _footprint_parts(
+    layer: Layer, tile: dict[str, np.ndarray], largest: dict[str, np.ndarray], trips_n: np.ndarray, copies: int
+) -> tuple:
+    """Bits of buffer per operand (``OPERANDS``), for arrays that broadcast together."""
+    bits = layer.precision
+    out_width = np.where(trips_n > 1, bits.psum, bits.output)
+    weight = layer.kh * layer.kw * bits.weight if layer.has_weights else 0
+    return (
+        copies * tile["n"] * largest["r"] * largest["c"] * bits.input * layer.input_tensors,
+        copies * tile["m"] * tile["n"] * weight,
+        copies * (tile["m"] * out_width) * (tile["r"] * tile["c"]),
+    )
+
+
+def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
+    """Every mapping of ``layer`` that fits the buffers and is not dominated in (traffic, footprint)."""
+    options = loop_options(layer)
+    copies = 2 if accelerator.double_buffering else 1
+
+    def values(field: str, pick: tuple | None = None) -> dict[str, np.ndarray]:
+        """One field of every loop's options: shaped to broadcast over the (m, n, r, c)
+        grid, or, with ``pick``, at the grid points it lists."""
+        out = {}
+        for axis, d in enumerate("mnrc"):
+            column = getattr(options[d], field).astype(np.int64)
+            shape = [1, 1, 1, 1]
+            shape[axis] = -1
+            out[d] = column.reshape(shape) if pick is None else column[pick[axis]]
+        return out
+
+    # The whole grid: least traffic over the orders, and footprint.
+    trips = values("trips")
+    first, *others = (sum(parts) for parts in _traffic_parts(layer, trips, values("reads")))
+    total = first
+    for other in others:
+        total = np.minimum(total, other)
+    per_operand = _footprint_parts(layer, values("tile"), values("largest"), trips["n"], copies)
+    size = sum(per_operand)
+    total, size = np.broadcast_arrays(total, size)
+    fits = np.ones(size.shape, dtype=bool)
+    for buffer in accelerator.buffers:
+        fits &= sum(per_operand[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
+
+    # Keep the fitting points not dominated in (traffic, footprint).
+    total, size = total.ravel(), size.ravel()
+    index = np.flatnonzero(fits.ravel())
+    index = index[np.lexsort((index, total[index], size[index]))]
+    best_before = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], total[index]]))[:-1]
+    index = index[total[index] < best_before]
+
+    # Their loop orders and traffic by kind, and the mapping of least footprint.
+    grid = tuple(len(options[d].tile) for d in "mnrc")
+    pick = np.unravel_index(np.append(index, np.argmin(size)), grid)
+    trips, tile = values("trips", pick), values("tile", pick)
+    parts = _traffic_parts(layer, trips, values("reads", pick))
+    order = np.argmin(np.stack([np.broadcast_to(sum(p), len(pick[0])) for p in parts]), axis=0)
+    traffic = np.stack([np.choose(order, [p[f] for p in parts]) for f in range(len(TRAFFIC_FIELDS))], axis=1)
+    per_operand = _footprint_parts(layer, tile, values("largest", pick), trips["n"], copies)
+    footprint = np.stack([np.broadcast_to(f, len(order)) for f in per_operand], axis=1)
+    tiles = np.stack([tile[d] for d in "mnrc"], axis=1)
+    return Candidates(
+        layer=layer,
+        tiles=tiles[:-1],
+        orders=tuple(STATIONARY_ORDERS[i] for i in order[:-1]),
+        traffic=traffic[:-1],
+        footprint=footprint[:-1],
+        smallest_footprint=footprint[-1],
+    )

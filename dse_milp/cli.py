@@ -1,0 +1,143 @@
+"""The command line: a thin shell over the library.
+
+Exit codes: 0 a solution; 1 a solver failure; 2 bad input; 3 infeasible (a layer
+fits no mapping); 4 time limit reached without a solution.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from dse_milp.errors import DseError, InfeasibleError, InputError, NoSolutionError
+from dse_milp.loader import load_accelerator, load_network, load_suite
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
+
+BUNDLED_SUITE = Path(__file__).resolve().parent.parent / "instances" / "suite.yaml"
+
+
+def _positive(kind: type) -> object:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {kind.__name__}, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return value
+
+    return parse
+
+
+def _gap(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
+    return value
+
+
+def parser() -> argparse.ArgumentParser:
+    from dse_milp.cost import Objective
+    from dse_milp.solvers import BACKENDS, DEFAULT
+
+    top = argparse.ArgumentParser(prog="python -m dse_milp", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True)
+    solve = commands.add_parser(
+        "solve",
+        help="optimal tiling and loop order of every layer",
+        description="Find the tiling and loop order of every layer that minimise the objective, "
+        "solved to proven optimality.",
+    )
+    solve.add_argument(
+        "instance", nargs="+", metavar="INSTANCE",
+        help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
+    )  # fmt: skip
+    solve.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
+    solve.add_argument("--objective", choices=[o.value for o in Objective], default=Objective.DRAM.value)
+    solve.add_argument("--solver", choices=list(BACKENDS), default=DEFAULT)
+    solve.add_argument("--time-limit", type=_positive(float), default=None, metavar="SECONDS")
+    solve.add_argument("--mip-gap", type=_gap, default=0.0, help="relative gap to stop at (default 0: proven optimum)")
+    solve.add_argument("--threads", type=_positive(int), default=1)
+    solve.add_argument("--seed", type=int, default=0)
+    solve.add_argument("--out", type=Path, default=None, metavar="RESULT.json", help="write the JSON result here")
+    solve.add_argument("--quiet", action="store_true", help="print the totals only, not the per-layer table")
+    return top
+
+
+def _instance_paths(args: argparse.Namespace) -> tuple[Path, Path]:
+    if len(args.instance) == 2:
+        return Path(args.instance[0]), Path(args.instance[1])
+    if len(args.instance) != 1:
+        raise InputError([f"INSTANCE: give NETWORK.yaml ACCELERATOR.yaml or one suite entry, got {args.instance}"])
+    name = args.instance[0]
+    entries = {entry.name: entry for entry in load_suite(args.suite)}
+    if name not in entries:
+        raise InputError([f"{args.suite}: no instance named {name!r} (known: {', '.join(entries)})"])
+    return entries[name].network, entries[name].accelerator
+
+
+def run_solve(args: argparse.Namespace, console: Console) -> int:
+    from dse_milp.cost import Objective
+    from dse_milp.report import print_solution, solution_record
+    from dse_milp.solve import solve
+    from dse_milp.solvers import SolverOptions
+
+    network_path, accelerator_path = _instance_paths(args)
+    problems: list[str] = []
+    network = accelerator = None
+    try:
+        network = load_network(network_path)
+    except InputError as exc:
+        problems += exc.problems
+    try:
+        accelerator = load_accelerator(accelerator_path)
+    except InputError as exc:
+        problems += exc.problems
+    if problems or network is None or accelerator is None:
+        raise InputError(problems)
+
+    options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
+    solution = solve(network, accelerator, Objective(args.objective), args.solver, options)
+    print_solution(solution, console, table=not args.quiet)
+    if args.out is not None:
+        try:
+            args.out.write_text(json.dumps(solution_record(solution), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError([f"{args.out}: cannot write ({exc.strerror})"]) from None
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    console = Console()
+    if not console.is_terminal:  # pipes and files get the whole table, unwrapped
+        console = Console(width=200)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    try:
+        return run_solve(args, console)
+    except InputError as exc:
+        for problem in exc.problems:
+            errors.print(f"error: {problem}", markup=False)
+        return EXIT_INPUT
+    except InfeasibleError as exc:
+        for problem in exc.problems:
+            errors.print(f"infeasible: {problem}", markup=False)
+        return EXIT_INFEASIBLE
+    except NoSolutionError as exc:
+        errors.print(f"time limit: {exc}", markup=False)
+        return EXIT_TIME_LIMIT
+    except DseError as exc:
+        errors.print(f"error: {exc}", markup=False)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Objectives: what one candidate mapping of a layer costs.
+
+- ``dram``: bytes moved off chip.
+- ``latency``: cycles, ``max(compute, transfer)`` with compute = MACs / MAC units
+  and transfer = DRAM bytes / bandwidth (transfers overlap compute).
+- ``energy``: picojoules, ``e_dram * DRAM bytes + e_sram * SRAM bytes + e_mac * MACs``
+  where every DRAM byte also passes through the on-chip buffer once and every MAC
+  reads one input and one weight from it.
+
+All three grow with DRAM traffic for a fixed layer, so the candidates that are
+not dominated in (traffic, footprint) serve every objective.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+
+from dse_milp.accelerator import Accelerator
+from dse_milp.workload import Layer
+
+
+class Objective(StrEnum):
+    DRAM = "dram"
+    ENERGY = "energy"
+    LATENCY = "latency"
+
+    @property
+    def unit(self) -> str:
+        return {"dram": "bytes", "energy": "pJ", "latency": "cycles"}[self.value]
+
+
+def compute_cycles(layer: Layer, accelerator: Accelerator) -> float:
+    return layer.macs / accelerator.macs
+
+
+def cost(objective: Objective, layer: Layer, accelerator: Accelerator, dram_bytes: np.ndarray) -> np.ndarray:
+    """The cost of each mapping of ``layer`` whose off-chip traffic is ``dram_bytes``."""
+    dram_bytes = np.asarray(dram_bytes, dtype=float)
+    match objective:
+        case Objective.DRAM:
+            return dram_bytes
+        case Objective.LATENCY:
+            return np.maximum(compute_cycles(layer, accelerator), dram_bytes / accelerator.dram_bandwidth)
+        case Objective.ENERGY:
+            e = accelerator.energy
+            operand_bits = layer.precision.input + (layer.precision.weight if layer.has_weights else 0)
+            sram_bytes = dram_bytes + layer.macs * operand_bits / 8
+            return e.dram_byte * dram_bytes + e.sram_byte * sram_bytes + e.mac * layer.macs
+    raise AssertionError(objective)

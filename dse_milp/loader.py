@@ -1,0 +1,488 @@
+"""Reading and validating the YAML inputs (formats in docs/formats.md).
+
+Two steps, as in ZigZag's parser: a *schema* (pydantic models mirroring the
+YAML, which check each field on its own) and a *factory* that checks how the
+fields fit together (names, producers, shapes) and builds the frozen domain
+objects. Both steps collect every problem, each with its path and value, and
+raise one ``InputError``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import ValidationError as PydanticError
+
+from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
+from dse_milp.errors import InputError
+from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Precision, Shape
+
+# --------------------------------------------------------------------------- schema
+
+
+def _pair(minimum: int) -> BeforeValidator:
+    """An int, or a list of two ints, each >= minimum; always returned as a pair."""
+
+    def check(value: Any) -> tuple[int, int]:
+        items = value if isinstance(value, list) else [value]
+        if len(items) in (1, 2) and all(type(v) is int and v >= minimum for v in items):
+            return (items[0], items[-1])
+        raise ValueError(f"must be an integer >= {minimum} or a list of two, got {_show(value)}")
+
+    return BeforeValidator(check)
+
+
+_UNITS = {"b": 1, "kib": 1024, "kb": 1024, "mib": 1024**2, "mb": 1024**2}
+
+
+def _size(value: Any) -> int:
+    """Bytes: a positive integer, or a string such as '64 KiB'."""
+    if type(value) is int and value > 0:
+        return value
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*", value)
+        if match and match.group(2).lower() in _UNITS:
+            size = float(match.group(1)) * _UNITS[match.group(2).lower()]
+            if size > 0 and size == int(size):
+                return int(size)
+    raise ValueError(f"must be a positive size in bytes such as 65536 or '64 KiB', got {_show(value)}")
+
+
+PositiveInt = Annotated[StrictInt, Field(ge=1)]
+Bits = Annotated[StrictInt, Field(ge=1, le=64)]
+Pair = Annotated[tuple[int, int], _pair(1)]
+Padding = Annotated[tuple[int, int], _pair(0)]
+Size = Annotated[int, BeforeValidator(_size)]
+NonNegative = Annotated[StrictFloat, Field(ge=0)]
+Name = Annotated[StrictStr, Field(min_length=1)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrecisionSpec(_Spec):
+    input: Bits | None = None
+    weight: Bits | None = None
+    output: Bits | None = None
+    psum: Bits | None = None
+
+
+class ShapeSpec(_Spec):
+    channels: PositiveInt
+    height: PositiveInt
+    width: PositiveInt
+
+
+class _LayerSpec(_Spec):
+    name: Name
+    inputs: list[Name] | None = None
+    precision: PrecisionSpec | None = None
+
+
+class Conv2dSpec(_LayerSpec):
+    kind: Literal["conv2d"]
+    in_channels: PositiveInt
+    out_channels: PositiveInt
+    kernel: Pair
+    stride: Pair = (1, 1)
+    padding: Padding = (0, 0)
+    groups: PositiveInt = 1
+
+
+class MatmulSpec(_LayerSpec):
+    kind: Literal["matmul"]
+    in_features: PositiveInt
+    out_features: PositiveInt
+    heads: PositiveInt = 1
+    weight_from: Name | None = None
+
+
+class PoolSpec(_LayerSpec):
+    kind: Literal["pool"]
+    kernel: Pair | Literal["global"]
+    stride: Pair | None = None
+    padding: Padding = (0, 0)
+
+
+class AddSpec(_LayerSpec):
+    kind: Literal["add"]
+    inputs: Annotated[list[Name], Field(min_length=2)]
+
+
+LayerSpec = Annotated[Conv2dSpec | MatmulSpec | PoolSpec | AddSpec, Field(discriminator="kind")]
+
+
+class NetworkSpec(_Spec):
+    name: Name
+    input: ShapeSpec
+    precision: PrecisionSpec | None = None
+    layers: Annotated[list[LayerSpec], Field(min_length=1)]
+
+
+class BufferSpec(_Spec):
+    unified: Size | None = None
+    input: Size | None = None
+    weight: Size | None = None
+    output: Size | None = None
+
+
+class EnergySpec(_Spec):
+    dram_byte: NonNegative
+    sram_byte: NonNegative
+    mac: NonNegative
+
+
+class AcceleratorSpec(_Spec):
+    name: Name
+    buffer: BufferSpec
+    double_buffering: StrictBool = False
+    dram_bandwidth: Annotated[StrictFloat, Field(gt=0)]
+    clock_mhz: Annotated[StrictFloat, Field(gt=0)]
+    macs: PositiveInt
+    energy_pj: EnergySpec
+
+
+class SuiteEntrySpec(_Spec):
+    name: Name
+    network: Name
+    accelerator: Name
+
+
+class SuiteSpec(_Spec):
+    instances: Annotated[list[SuiteEntrySpec], Field(min_length=1)]
+
+
+# --------------------------------------------------------------------------- messages
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+_LAYER_TAGS = {"conv2d", "matmul", "pool", "add"}
+
+
+def _message(error: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
+    """The location (tagged-union and union-member names dropped) and a plain message."""
+    loc = tuple(
+        part
+        for i, part in enumerate(error["loc"])
+        if not (isinstance(part, str) and (part in _LAYER_TAGS and i > 0 and isinstance(error["loc"][i - 1], int)))
+        and not (isinstance(part, str) and ("[" in part or part.startswith("literal")))
+    )
+    kind, ctx, value = error["type"], error.get("ctx", {}), error.get("input")
+    messages = {
+        "missing": "missing required field",
+        "extra_forbidden": "unknown field",
+        "greater_than_equal": f"must be >= {ctx.get('ge')}, got {_show(value)}",
+        "greater_than": f"must be > {ctx.get('gt')}, got {_show(value)}",
+        "less_than_equal": f"must be <= {ctx.get('le')}, got {_show(value)}",
+        "int_type": f"must be an integer, got {_show(value)}",
+        "float_type": f"must be a number, got {_show(value)}",
+        "bool_type": f"must be true or false, got {_show(value)}",
+        "string_type": f"must be a string, got {_show(value)}",
+        "list_type": f"must be a list, got {_show(value)}",
+        "model_type": f"must be a mapping, got {_show(value)}",
+        "too_short": f"must have at least {ctx.get('min_length')} item(s), got {_show(value)}",
+        "string_too_short": "must not be empty",
+        "literal_error": f"must be {ctx.get('expected')}, got {_show(value)}",
+        "union_tag_invalid": f"unknown layer kind {_show(ctx.get('tag'))} (expected one of {ctx.get('expected_tags')})",
+        "union_tag_not_found": "missing the field 'kind'",
+    }
+    if kind == "value_error":
+        return loc, str(ctx.get("error", error["msg"]))
+    return loc, messages.get(kind, f"{error['msg']}, got {_show(value)}")
+
+
+def _validate(model: type[_M], data: Any, source: str) -> _M:
+    try:
+        return model.model_validate(data)
+    except PydanticError as exc:
+        problems = []
+        for error in exc.errors():
+            loc, text = _message(error)
+            line = f"{source}: {_path(loc)}: {text}"
+            if line not in problems:
+                problems.append(line)
+        raise InputError(problems) from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file safely; a missing or malformed file is an InputError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError([f"{path}: cannot read file ({exc.strerror})"]) from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError([f"{where}: malformed YAML: {problem}"]) from None
+
+
+# --------------------------------------------------------------------------- factories
+
+
+def _precision(base: Precision, spec: PrecisionSpec | None) -> Precision:
+    if spec is None:
+        return base
+    return replace(base, **{k: v for k, v in spec.model_dump().items() if v is not None})
+
+
+def _out_extent(size: int, kernel: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - kernel) // stride + 1
+
+
+@dataclass
+class _NetworkFactory:
+    """Builds layers in order, collecting every problem found on the way."""
+
+    source: str
+    spec: NetworkSpec
+    problems: list[str]
+
+    def error(self, index: int, field: str, text: str) -> None:
+        self.problems.append(f"{self.source}: layers[{index}].{field}: {text}")
+
+    def build(self) -> Network:
+        spec = self.spec
+        base = _precision(Precision(), spec.precision)
+        shapes: dict[str, Shape] = {NETWORK_INPUT: Shape(spec.input.channels, spec.input.height, spec.input.width)}
+        layers: list[Layer] = []
+        previous = NETWORK_INPUT
+        for index, layer_spec in enumerate(spec.layers):
+            name = layer_spec.name
+            if name in shapes:
+                what = "is reserved for the network input" if name == NETWORK_INPUT else "is used by an earlier layer"
+                self.error(index, "name", f"{name!r} {what}")
+                continue
+            inputs = tuple(layer_spec.inputs) if layer_spec.inputs is not None else (previous,)
+            unknown = [i for i in inputs if i not in shapes]
+            for producer in unknown:
+                self.error(index, "inputs", f"{producer!r} is not the network input or an earlier layer")
+            if unknown:
+                continue
+            precision = _precision(base, layer_spec.precision)
+            layer = self.make_layer(index, layer_spec, inputs, [shapes[i] for i in inputs], precision, shapes)
+            if layer is None:
+                continue
+            layers.append(layer[0])
+            shapes[name] = layer[1]
+            previous = name
+        if self.problems:
+            raise InputError(self.problems)
+        return Network(
+            name=spec.name,
+            input_shape=shapes.pop(NETWORK_INPUT),
+            layers=tuple(layers),
+            output_shapes=shapes,
+        )
+
+    def make_layer(
+        self,
+        index: int,
+        spec: Conv2dSpec | MatmulSpec | PoolSpec | AddSpec,
+        inputs: tuple[str, ...],
+        in_shapes: list[Shape],
+        precision: Precision,
+        shapes: dict[str, Shape],
+    ) -> tuple[Layer, Shape] | None:
+        if not isinstance(spec, AddSpec) and len(inputs) != 1:
+            self.error(index, "inputs", f"a {spec.kind} layer reads exactly one tensor, got {list(inputs)}")
+            return None
+        x = in_shapes[0]
+        common = {"name": spec.name, "inputs": inputs, "precision": precision}
+        match spec:
+            case Conv2dSpec():
+                return self.conv(index, spec, x, inputs[0], common)
+            case MatmulSpec():
+                return self.matmul(index, spec, x, inputs[0], shapes, common)
+            case PoolSpec():
+                kernel = (x.height, x.width) if spec.kernel == "global" else spec.kernel
+                stride = spec.stride or kernel
+                out = self.spatial(index, x, kernel, stride, spec.padding)
+                if out is None:
+                    return None
+                layer = Layer(
+                    kind=LayerKind.POOL, m=x.channels, n=x.channels, groups=x.channels,
+                    r=out.height, c=out.width, h=x.height, w=x.width,
+                    kh=kernel[0], kw=kernel[1], sh=stride[0], sw=stride[1],
+                    ph=spec.padding[0], pw=spec.padding[1], **common,
+                )  # fmt: skip
+                return layer, Shape(x.channels, out.height, out.width)
+            case AddSpec():
+                for producer, shape in zip(inputs[1:], in_shapes[1:], strict=True):
+                    if shape != x:
+                        self.error(
+                            index, "inputs",
+                            f"shape mismatch: {inputs[0]!r} is {x} but {producer!r} is {shape}",
+                        )  # fmt: skip
+                        return None
+                layer = Layer(
+                    kind=LayerKind.ADD, m=x.channels, n=x.channels, groups=x.channels,
+                    r=x.height, c=x.width, h=x.height, w=x.width, **common,
+                )  # fmt: skip
+                return layer, x
+        raise AssertionError(f"unhandled layer spec {spec!r}")
+
+    def spatial(
+        self, index: int, x: Shape, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]
+    ) -> Shape | None:
+        rows = _out_extent(x.height, kernel[0], stride[0], padding[0])
+        cols = _out_extent(x.width, kernel[1], stride[1], padding[1])
+        if rows < 1 or cols < 1:
+            self.error(
+                index, "kernel",
+                f"{list(kernel)} is larger than the padded input "
+                f"{x.height + 2 * padding[0]}x{x.width + 2 * padding[1]}",
+            )  # fmt: skip
+            return None
+        if padding[0] >= kernel[0] or padding[1] >= kernel[1]:
+            self.error(index, "padding", f"{list(padding)} must be smaller than the kernel {list(kernel)}")
+            return None
+        return Shape(0, rows, cols)
+
+    def conv(self, index: int, spec: Conv2dSpec, x: Shape, producer: str, common: dict) -> tuple[Layer, Shape] | None:
+        ok = True
+        if spec.in_channels != x.channels:
+            self.error(
+                index, "in_channels",
+                f"{spec.in_channels} does not match the {x.channels} channels of {producer!r} ({x})",
+            )  # fmt: skip
+            ok = False
+        for field, value in (("in_channels", spec.in_channels), ("out_channels", spec.out_channels)):
+            if value % spec.groups:
+                self.error(index, "groups", f"{spec.groups} does not divide {field} {value}")
+                ok = False
+        out = self.spatial(index, x, spec.kernel, spec.stride, spec.padding)
+        if not ok or out is None:
+            return None
+        layer = Layer(
+            kind=LayerKind.CONV2D, m=spec.out_channels, n=spec.in_channels, groups=spec.groups,
+            r=out.height, c=out.width, h=x.height, w=x.width,
+            kh=spec.kernel[0], kw=spec.kernel[1], sh=spec.stride[0], sw=spec.stride[1],
+            ph=spec.padding[0], pw=spec.padding[1], **common,
+        )  # fmt: skip
+        return layer, Shape(spec.out_channels, out.height, out.width)
+
+    def matmul(
+        self, index: int, spec: MatmulSpec, x: Shape, producer: str, shapes: dict[str, Shape], common: dict
+    ) -> tuple[Layer, Shape] | None:
+        if spec.in_features == x.channels:
+            rows, out_shape = x.height * x.width, Shape(spec.out_features, x.height, x.width)
+        elif spec.in_features == x.elements:
+            rows, out_shape = 1, Shape(spec.out_features, 1, 1)
+        else:
+            self.error(
+                index, "in_features",
+                f"{spec.in_features} matches neither the channels ({x.channels}) nor the flattened size "
+                f"({x.elements}) of {producer!r} ({x})",
+            )  # fmt: skip
+            return None
+        ok = True
+        for field, value in (("in_features", spec.in_features), ("out_features", spec.out_features)):
+            if value % spec.heads:
+                self.error(index, "heads", f"{spec.heads} does not divide {field} {value}")
+                ok = False
+        if spec.weight_from is not None:
+            if spec.weight_from not in shapes or spec.weight_from == NETWORK_INPUT:
+                self.error(index, "weight_from", f"{spec.weight_from!r} is not an earlier layer")
+                ok = False
+            elif ok:
+                needed = spec.out_features * spec.in_features // spec.heads
+                if shapes[spec.weight_from].elements != needed:
+                    self.error(
+                        index, "weight_from",
+                        f"{spec.weight_from!r} ({shapes[spec.weight_from]}) holds "
+                        f"{shapes[spec.weight_from].elements} elements, but {spec.heads} head(s) of "
+                        f"{spec.out_features // spec.heads}x{spec.in_features // spec.heads} need {needed}",
+                    )  # fmt: skip
+                    ok = False
+        if not ok:
+            return None
+        layer = Layer(
+            kind=LayerKind.MATMUL, m=spec.out_features, n=spec.in_features, groups=spec.heads,
+            r=rows, c=1, h=rows, w=1, weight_from=spec.weight_from, **common,
+        )  # fmt: skip
+        return layer, out_shape
+
+
+def parse_network(data: Any, source: str = "<network>") -> Network:
+    """Validate a parsed network document and build the Network."""
+    spec = _validate(NetworkSpec, data, source)
+    return _NetworkFactory(source, spec, []).build()
+
+
+def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
+    """Validate a parsed accelerator document and build the Accelerator."""
+    spec = _validate(AcceleratorSpec, data, source)
+    b = spec.buffer
+    separate = (b.input, b.weight, b.output)
+    if b.unified is not None and all(v is None for v in separate):
+        buffers = unified_buffer(b.unified)
+    elif b.unified is None and all(v is not None for v in separate):
+        buffers = separate_buffers(*separate)  # type: ignore[arg-type]
+    else:
+        given = sorted(k for k, v in b.model_dump().items() if v is not None)
+        raise InputError(
+            [f"{source}: buffer: give either 'unified' alone or all of 'input', 'weight', 'output', got {given}"]
+        )
+    return Accelerator(
+        name=spec.name,
+        buffers=buffers,
+        double_buffering=spec.double_buffering,
+        dram_bandwidth=spec.dram_bandwidth,
+        clock_mhz=spec.clock_mhz,
+        macs=spec.macs,
+        energy=Energy(**spec.energy_pj.model_dump()),
+    )
+
+
+def load_network(path: str | Path) -> Network:
+    return parse_network(read_yaml(path), str(path))
+
+
+def load_accelerator(path: str | Path) -> Accelerator:
+    return parse_accelerator(read_yaml(path), str(path))
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    name: str
+    network: Path
+    accelerator: Path
+
+
+def load_suite(path: str | Path) -> list[SuiteEntry]:
+    """The network x accelerator pairs of a suite file; paths resolved against it."""
+    path = Path(path)
+    spec = _validate(SuiteSpec, read_yaml(path), str(path))
+    entries = [SuiteEntry(e.name, path.parent / e.network, path.parent / e.accelerator) for e in spec.instances]
+    problems = [
+        f"{path}: instances[{i}].{field}: {str(target)!r} does not exist"
+        for i, entry in enumerate(entries)
+        for field, target in (("network", entry.network), ("accelerator", entry.accelerator))
+        if not target.is_file()
+    ]
+    if problems:
+        raise InputError(problems)
+    return entries

@@ -1,0 +1,144 @@
+"""Reports of a solution: the JSON record and the terminal table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from dse_milp.solve import LayerResult, Solution
+
+
+def _number(value: float) -> int | float:
+    """Exact bytes stay integers in JSON; fractions (sub-byte precisions) stay floats."""
+    return int(value) if float(value).is_integer() else float(value)
+
+
+def _pair(a: int, b: int) -> int | list[int]:
+    return a if a == b else [a, b]
+
+
+def layer_record(result: LayerResult, total_bytes: float) -> dict[str, Any]:
+    layer, t = result.layer, result.traffic
+    return {
+        "name": layer.name,
+        "kind": layer.kind.value,
+        "dims": {
+            "m": layer.m, "n": layer.n, "r": layer.r, "c": layer.c, "kh": layer.kh, "kw": layer.kw,
+            "stride": _pair(layer.sh, layer.sw), "padding": _pair(layer.ph, layer.pw), "groups": layer.groups,
+        },
+        "tiles": result.mapping.tiling.as_dict(),
+        "order": result.mapping.order,
+        "footprint_bytes": _number(sum(result.buffer_bytes.values())),
+        "buffer_bytes": {name: _number(v) for name, v in result.buffer_bytes.items()},
+        "dram_bytes": {
+            "input_read": _number(t.input_read / 8),
+            "weight_read": _number(t.weight_read / 8),
+            "output_write": _number(t.output_write / 8),
+            "psum_read": _number(t.psum_read / 8),
+            "psum_write": _number(t.psum_write / 8),
+            "total": _number(t.total / 8),
+        },
+        "share": result.dram_bytes / total_bytes if total_bytes else 0.0,
+        "latency_cycles": result.latency_cycles,
+        "energy_pj": result.energy_pj,
+        "candidates": result.candidates,
+    }  # fmt: skip
+
+
+def solution_record(solution: Solution) -> dict[str, Any]:
+    """The JSON result (keys documented in README.md)."""
+    r = solution.result
+    total = solution.dram_bytes
+    return {
+        "network": solution.network.name,
+        "accelerator": solution.accelerator.name,
+        "objective": solution.objectives[0].value,
+        "tie_breakers": [o.value for o in solution.objectives[1:]],
+        "status": r.status.value,
+        "objective_value": r.objective,
+        "bound": r.bound,
+        "gap": r.gap,
+        "solver": r.solver,
+        "solver_version": r.version,
+        "solve_seconds": r.seconds,
+        "seconds": solution.seconds,
+        "totals": {
+            "dram_bytes": _number(total),
+            "compulsory_bytes": _number(solution.compulsory_bytes),
+            "ratio_to_compulsory": total / solution.compulsory_bytes,
+            "latency_cycles": solution.latency_cycles,
+            "energy_pj": solution.energy_pj,
+            "macs": solution.network.macs,
+        },
+        "layers": [layer_record(layer, total) for layer in solution.layers],
+    }
+
+
+def human_bytes(value: float) -> str:
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if abs(value) >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value:g} B"
+
+
+def _maybe(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.6g}"
+
+
+def layer_table(solution: Solution) -> Table:
+    total = solution.dram_bytes
+    table = Table(title=f"{solution.network.name} on {solution.accelerator.name}", title_justify="left")
+    for column in ("layer", "kind", "tiles m,n,r,c", "order", "footprint", "input", "weight", "output", "psum"):
+        table.add_column(column, justify="left" if column in ("layer", "kind", "order") else "right")
+    table.add_column("total", justify="right")
+    table.add_column("share", justify="right")
+    for layer in solution.layers:
+        t = layer.traffic
+        tiles = layer.mapping.tiling
+        table.add_row(
+            layer.layer.name,
+            layer.layer.kind.value,
+            f"{tiles.m},{tiles.n},{tiles.r},{tiles.c}",
+            layer.mapping.order,
+            human_bytes(sum(layer.buffer_bytes.values())),
+            human_bytes(t.input_read / 8),
+            human_bytes(t.weight_read / 8),
+            human_bytes(t.output_write / 8),
+            human_bytes((t.psum_read + t.psum_write) / 8),
+            human_bytes(layer.dram_bytes),
+            f"{100 * layer.dram_bytes / total:.1f}%" if total else "-",
+        )
+    return table
+
+
+def print_summary(solution: Solution, console: Console) -> None:
+    """Totals against the compulsory traffic, latency, energy and the solver's verdict."""
+    total = solution.dram_bytes
+    r = solution.result
+    compulsory = solution.compulsory_bytes
+    console.print(
+        f"DRAM traffic {human_bytes(total)} ({total:,.0f} bytes); compulsory {human_bytes(compulsory)} "
+        f"({compulsory:,.0f} bytes); ratio {total / compulsory:.3f}"
+    )
+    console.print(
+        f"latency {solution.latency_cycles:,.0f} cycles "
+        f"({solution.latency_cycles / solution.accelerator.clock_mhz / 1000:.3f} ms); "
+        f"energy {solution.energy_pj / 1e6:,.3f} uJ"
+    )
+    gap = "n/a" if r.gap is None else f"{100 * r.gap:.4g}%"
+    ties = "".join(f", ties broken by {o.value}" for o in solution.objectives[1:])
+    console.print(
+        f"{r.solver} {r.version}: {r.status.value}; objective ({solution.objectives[0].value}{ties}) "
+        f"{r.objective:,.6g} {solution.objectives[0].unit}, bound {_maybe(r.bound)}, gap {gap}; "
+        f"candidates {solution.seconds['candidates']:.2f} s, build {solution.seconds['build']:.2f} s, "
+        f"solve {solution.seconds['solve']:.2f} s"
+    )
+
+
+def print_solution(solution: Solution, console: Console, table: bool = True) -> None:
+    """The per-layer table (unless ``table`` is false), then totals and the solver's verdict."""
+    if table:
+        console.print(layer_table(solution))
+    print_summary(solution, console)

@@ -1,0 +1,70 @@
+"""The one boundary between a formulation and a solver: model in, result out.
+
+Every backend reads the linear form of a Pyomo model (``linear_form``), solves
+it, writes the solution back into the model's variables and returns a
+``SolveResult`` in the one status vocabulary below.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import pyomo.environ as pyo
+
+
+class Status(StrEnum):
+    OPTIMAL = "optimal"
+    """Solved to within the requested gap (0 by default: proven optimal)."""
+    FEASIBLE = "feasible"
+    """Stopped (time limit) with a solution that is not proven within the gap."""
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"
+    """Stopped (time limit) before finding any solution."""
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    time_limit: float | None = None
+    """Seconds; None for no limit."""
+    mip_gap: float = 0.0
+    """Relative gap at which to stop; 0 asks for proven optimality."""
+    threads: int = 1
+    """Threads the solver may use; 1 keeps runs reproducible and cheap."""
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    status: Status
+    objective: float | None
+    bound: float | None
+    seconds: float
+    solver: str
+    version: str
+
+    @property
+    def has_solution(self) -> bool:
+        return self.status in (Status.OPTIMAL, Status.FEASIBLE)
+
+    @property
+    def gap(self) -> float | None:
+        """Relative gap between the solution and the proven bound."""
+        if self.objective is None or self.bound is None or not math.isfinite(self.bound):
+            return None
+        if self.objective == self.bound:
+            return 0.0
+        return abs(self.objective - self.bound) / max(abs(self.objective), 1e-12)
+
+
+class Backend(Protocol):
+    name: str
+
+    def available(self) -> bool: ...
+
+    def version(self) -> str: ...
+
+    def solve(self, model: pyo.ConcreteModel, options: SolverOptions) -> SolveResult: ...

@@ -1,0 +1,73 @@
+"""HiGHS through highspy: the default backend."""
+
+from __future__ import annotations
+
+import time
+from importlib import metadata
+
+import numpy as np
+import pyomo.environ as pyo
+
+from dse_milp.solvers.base import SolveResult, SolverOptions, Status
+from dse_milp.solvers.linear import linear_form
+
+
+class HighsBackend:
+    name = "highs"
+
+    def available(self) -> bool:
+        try:
+            import highspy  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def version(self) -> str:
+        return metadata.version("highspy")
+
+    def solve(self, model: pyo.ConcreteModel, options: SolverOptions) -> SolveResult:
+        import highspy
+
+        start = time.perf_counter()
+        form = linear_form(model)
+        h = highspy.Highs()
+        for option, value in {
+            "output_flag": False,
+            "threads": options.threads,
+            "random_seed": options.seed,
+            "mip_rel_gap": options.mip_gap,
+            "time_limit": float(options.time_limit) if options.time_limit is not None else float("inf"),
+        }.items():
+            h.setOptionValue(option, value)
+
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(form.variables), form.rows
+        lp.col_cost_, lp.offset_ = form.cost, form.offset
+        lp.col_lower_, lp.col_upper_ = form.col_lower, form.col_upper
+        lp.row_lower_, lp.row_upper_ = form.row_lower, form.row_upper
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = form.row_start, form.column, form.value
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in form.integer
+        ]
+        h.passModel(lp)
+        h.run()
+
+        model_status = h.getModelStatus()
+        info = h.getInfo()
+        feasible = info.primal_solution_status == 2  # kSolutionStatusFeasible
+        Model = highspy.HighsModelStatus
+        if model_status == Model.kOptimal:
+            status = Status.OPTIMAL
+        elif model_status == Model.kInfeasible:
+            status = Status.INFEASIBLE
+        elif model_status in (Model.kTimeLimit, Model.kInterrupt, Model.kIterationLimit, Model.kSolutionLimit):
+            status = Status.FEASIBLE if feasible else Status.NO_SOLUTION
+        else:
+            status = Status.ERROR
+        objective = bound = None
+        if status in (Status.OPTIMAL, Status.FEASIBLE):
+            form.load(np.asarray(h.getSolution().col_value))
+            objective = info.objective_function_value
+            bound = info.mip_dual_bound if form.integer.any() else objective
+        return SolveResult(status, objective, bound, time.perf_counter() - start, self.name, self.version())
