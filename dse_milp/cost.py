@@ -1,8 +1,9 @@
 """Objectives: what one candidate mapping of a layer costs.
 
 - ``dram``: bytes moved off chip.
-- ``latency``: cycles, ``max(compute, transfer)`` with compute = MACs / MAC units
-  and transfer = DRAM bytes / bandwidth (transfers overlap compute).
+- ``latency``: cycles, ``max(compute, transfer)`` with compute = ceil(MACs / MAC units)
+  and transfer = ceil(DRAM bytes / bandwidth): transfers overlap compute, and a
+  layer takes a whole number of cycles.
 - ``energy``: picojoules, ``e_dram * DRAM bytes + e_sram * SRAM bytes + e_mac * MACs``
   where every DRAM byte also passes through the on-chip buffer once and every MAC
   reads one input and one weight from it.
@@ -13,6 +14,7 @@ not dominated in (traffic, footprint) serve every objective.
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 
 import numpy as np
@@ -31,8 +33,8 @@ class Objective(StrEnum):
         return {"dram": "bytes", "energy": "pJ", "latency": "cycles"}[self.value]
 
 
-def compute_cycles(layer: Layer, accelerator: Accelerator) -> float:
-    return layer.macs / accelerator.macs
+def compute_cycles(layer: Layer, accelerator: Accelerator) -> int:
+    return math.ceil(layer.macs / accelerator.macs)
 
 
 def cost(objective: Objective, layer: Layer, accelerator: Accelerator, dram_bytes: np.ndarray) -> np.ndarray:
@@ -42,7 +44,7 @@ def cost(objective: Objective, layer: Layer, accelerator: Accelerator, dram_byte
         case Objective.DRAM:
             return dram_bytes
         case Objective.LATENCY:
-            return np.maximum(compute_cycles(layer, accelerator), dram_bytes / accelerator.dram_bandwidth)
+            return np.maximum(compute_cycles(layer, accelerator), np.ceil(dram_bytes / accelerator.dram_bandwidth))
         case Objective.ENERGY:
             e = accelerator.energy
             operand_bits = layer.precision.input + (layer.precision.weight if layer.has_weights else 0)

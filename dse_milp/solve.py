@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, generate
 from dse_milp.check import check_mappings
-from dse_milp.cost import Objective, compute_cycles, cost
+from dse_milp.cost import Objective, cost
 from dse_milp.errors import DseError, InfeasibleError, NoSolutionError
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.traffic import Mapping, Traffic
@@ -167,9 +167,7 @@ def _layer_results(problem: MappingProblem, chosen: dict[str, int]) -> tuple[Lay
                 traffic=checked.traffic,
                 buffer_bytes=checked.buffer_bytes,
                 candidates=len(cands),
-                latency_cycles=max(
-                    compute_cycles(layer, problem.accelerator), dram / problem.accelerator.dram_bandwidth
-                ),
+                latency_cycles=cost(Objective.LATENCY, layer, problem.accelerator, dram).item(),
                 energy_pj=cost(Objective.ENERGY, layer, problem.accelerator, dram).item(),
             )
         )

@@ -17,10 +17,9 @@ _MAX_SCALE_BITS = 20
 
 
 def integral_scale(values: np.ndarray) -> int | None:
-    """The least power of two that makes every finite value an integer, if any does."""
-    finite = values[np.isfinite(values)]
+    """The least power of two (up to 2**20) that makes every value an integer, if any does."""
     for bits in range(_MAX_SCALE_BITS + 1):
-        scaled = finite * (1 << bits)
+        scaled = values * (1 << bits)
         if np.all(scaled == np.round(scaled)):
             return 1 << bits
     return None
@@ -53,20 +52,21 @@ class CpSatBackend:
         ]
         for i in range(form.rows):
             cols, vals = form.row(i)
-            bounds = np.array([form.row_lower[i], form.row_upper[i]])
-            scale = integral_scale(np.concatenate([vals, bounds]))
+            scale = integral_scale(vals)
             if scale is None:
                 raise DseError(f"ortools-sat: row {i} has coefficients that no power of two makes integral")
             expr = sum(int(v * scale) * x[c] for c, v in zip(cols, vals, strict=True))
-            if np.isfinite(bounds[0]):
-                cp.add(expr >= int(bounds[0] * scale))
-            if np.isfinite(bounds[1]):
-                cp.add(expr <= int(bounds[1] * scale))
-        scale = integral_scale(form.cost) or 1
+            # the scaled left side is an integer, so its bounds may be rounded inwards
+            if np.isfinite(form.row_lower[i]):
+                cp.add(expr >= math.ceil(form.row_lower[i] * scale - 1e-9))
+            if np.isfinite(form.row_upper[i]):
+                cp.add(expr <= math.floor(form.row_upper[i] * scale + 1e-9))
+        scale = integral_scale(form.cost)
         nonzero = np.flatnonzero(form.cost)
-        if scale > 1 or np.all(form.cost == np.round(form.cost)):
+        if scale is not None:
             cp.minimize(sum(int(form.cost[j] * scale) * x[j] for j in nonzero))
-        else:  # fractional costs: CP-SAT's floating-point objective
+        else:  # costs that are not dyadic fractions (energy in pJ): CP-SAT's floating-point objective
+            scale = 1
             cp.minimize(sum(float(form.cost[j]) * x[j] for j in nonzero))
 
         solver = cp_model.CpSolver()

@@ -1,0 +1,59 @@
+"""Time `solve` on every instance of a suite and print a Markdown table.
+
+    python bench/solve_suite.py [--suite instances/suite.yaml] [--solver highs] [--repeat 3]
+
+Each instance is solved in this process, ``--repeat`` times, each time with cold
+caches; the table shows the fastest run of each step (candidate generation, model build, solve) and their
+sum, so interpreter start-up and imports are not counted (run `time python -m
+dse_milp solve NAME` for the end-to-end figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+from dse_milp.candidates import channel_options, spatial_options
+from dse_milp.cli import BUNDLED_SUITE
+from dse_milp.loader import load_accelerator, load_network, load_suite
+from dse_milp.solve import solve
+from dse_milp.solvers import SolverOptions
+from dse_milp.traffic import halo_stats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", type=Path, default=BUNDLED_SUITE)
+    parser.add_argument("--solver", default="highs")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, solver {args.solver}, best of {args.repeat}\n")  # fmt: skip
+    print("| instance | layers | binaries | status | DRAM bytes | compulsory | ratio | candidates s | build s "
+          "| solve s | total s |")  # fmt: skip
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    started = time.perf_counter()
+    for entry in load_suite(args.suite):
+        network, accelerator = load_network(entry.network), load_accelerator(entry.accelerator)
+        runs = []
+        for _ in range(args.repeat):
+            for cache in (channel_options, spatial_options, halo_stats):
+                cache.cache_clear()  # every run starts cold, as a fresh `python -m dse_milp solve` does
+            runs.append(solve(network, accelerator, solver=args.solver, options=SolverOptions()))
+        best = {step: min(run.seconds[step] for run in runs) for step in ("candidates", "build", "solve")}
+        s = runs[0]
+        binaries = sum(r.candidates for r in s.layers)
+        print(
+            f"| {entry.name} | {len(s.layers)} | {binaries} | {s.result.status.value} | {s.dram_bytes:,.0f} "
+            f"| {s.compulsory_bytes:,.0f} | {s.dram_bytes / s.compulsory_bytes:.3f} | {best['candidates']:.2f} "
+            f"| {best['build']:.2f} | {best['solve']:.2f} | {sum(best.values()):.2f} |"
+        )
+    print(f"\nwhole suite: {time.perf_counter() - started:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Random small layers and networks shared by the tests (hypothesis strategies and seeded builders)."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import strategies as st
+
+from dse_milp.traffic import Mapping, Tiling
+from dse_milp.workload import Layer, LayerKind, Precision
+
+precisions = st.builds(
+    Precision,
+    input=st.sampled_from([4, 8]),
+    weight=st.sampled_from([2, 4, 8]),
+    output=st.sampled_from([8, 16]),
+    psum=st.sampled_from([16, 32]),
+)
+
+
+@st.composite
+def small_layers(draw: st.DrawFn) -> Layer:
+    """A conv (plain, grouped or depthwise), pool, add or matmul of a few channels and rows."""
+    kind = draw(st.sampled_from(["conv", "grouped", "depthwise", "pool", "add", "matmul"]))
+    precision = draw(precisions)
+    if kind == "matmul":
+        heads = draw(st.integers(1, 2))
+        rows = draw(st.integers(1, 5))
+        m, n = heads * draw(st.integers(1, 4)), heads * draw(st.integers(1, 4))
+        return Layer("x", LayerKind.MATMUL, ("input",), m=m, n=n, r=rows, c=1, h=rows, w=1, groups=heads,
+                     precision=precision)  # fmt: skip
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))
+    h, w = draw(st.integers(max(1, kh - 2 * ph), 8)), draw(st.integers(max(1, kw - 2 * pw), 7))
+    r, c = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    if kind == "add":
+        ch = draw(st.integers(1, 3))
+        return Layer("x", LayerKind.ADD, ("a", "b"), m=ch, n=ch, r=h, c=w, h=h, w=w, groups=ch, precision=precision)
+    if kind in ("pool", "depthwise"):
+        ch = draw(st.integers(1, 3))
+        layer_kind = LayerKind.POOL if kind == "pool" else LayerKind.CONV2D
+        return Layer("x", layer_kind, ("input",), m=ch, n=ch, r=r, c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw,
+                     ph=ph, pw=pw, groups=ch, precision=precision)  # fmt: skip
+    groups = 1 if kind == "conv" else 2
+    m, n = groups * draw(st.integers(1, 4)), groups * draw(st.integers(1, 4))
+    return Layer("x", LayerKind.CONV2D, ("input",), m=m, n=n, r=r, c=c, h=h, w=w, kh=kh, kw=kw, sh=sh, sw=sw,
+                 ph=ph, pw=pw, groups=groups, precision=precision)  # fmt: skip
+
+
+@st.composite
+def tilings(draw: st.DrawFn, layer: Layer) -> Tiling:
+    return Tiling(*(draw(st.integers(1, extent)) for extent in layer.dims.values()))
+
+
+def every_tiling(layer: Layer) -> list[Tiling]:
+    d = layer.dims
+    return [
+        Tiling(tm, tn, tr, tc)
+        for tm in range(1, d["m"] + 1)
+        for tn in range(1, d["n"] + 1)
+        for tr in range(1, d["r"] + 1)
+        for tc in range(1, d["c"] + 1)
+    ]
+
+
+def random_network_spec(rng: random.Random, layers: int) -> dict:
+    """A random tiny network in the YAML format: convs, depthwise convs, pools, residual adds, a classifier."""
+    channels, size = rng.randint(1, 3), rng.randint(3, 6)
+    spec_layers: list[dict] = []
+    shape = (channels, size, size)
+    last = "input"
+    while len(spec_layers) < layers:
+        name = f"l{len(spec_layers)}"
+        choice = rng.choice(["conv", "conv", "depthwise", "pool", "residual"])
+        ch, hh, _ = shape
+        if choice == "pool" and hh >= 2:
+            spec_layers.append({"name": name, "kind": "pool", "kernel": 2})
+            shape = (ch, hh // 2, hh // 2)
+        elif choice == "depthwise":
+            spec_layers.append({"name": name, "kind": "conv2d", "in_channels": ch, "out_channels": ch,
+                                "kernel": 3, "padding": 1, "groups": ch})  # fmt: skip
+        elif choice == "residual" and len(spec_layers) + 2 <= layers:
+            spec_layers.append({"name": name, "kind": "conv2d", "in_channels": ch, "out_channels": ch,
+                                "kernel": rng.choice([1, 3]) , "padding": 0})  # fmt: skip
+            spec_layers[-1]["padding"] = spec_layers[-1]["kernel"] // 2
+            spec_layers.append({"name": f"{name}.add", "kind": "add", "inputs": [name, last]})
+            name = f"{name}.add"
+        else:
+            k = rng.choice([1, 2, 3])
+            stride = rng.choice([1, 1, 2])
+            pad = rng.randint(0, k - 1)
+            out = rng.randint(1, 4)
+            rows = (hh + 2 * pad - k) // stride + 1
+            if rows < 1:
+                continue
+            spec_layers.append({"name": name, "kind": "conv2d", "in_channels": ch, "out_channels": out,
+                                "kernel": k, "stride": stride, "padding": pad})  # fmt: skip
+            shape = (out, rows, rows)
+        last = name
+    ch, hh, ww = shape
+    spec_layers.append({"name": "fc", "kind": "matmul", "in_features": ch * hh * ww, "out_features": rng.randint(1, 4)})
+    return {
+        "name": "random",
+        "input": {"channels": channels, "height": size, "width": size},
+        "precision": {"weight": rng.choice([4, 8]), "psum": rng.choice([16, 32])},
+        "layers": spec_layers,
+    }
+
+
+def mapping(layer: Layer, tiling: Tiling, order: str) -> Mapping:
+    return Mapping(tiling, order)

@@ -1,0 +1,93 @@
+"""Candidate generation against exhaustive enumeration of the complete tiling space."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
+from dse_milp.candidates import STATIONARY_ORDERS, TRAFFIC_FIELDS, channel_options, generate
+from dse_milp.traffic import ORDERS, Mapping, footprint, traffic
+from dse_milp.workload import Layer, LayerKind
+from tests.brute_force import best_layer_cost
+from tests.layers import every_tiling, small_layers, tilings
+
+ENERGY = Energy(dram_byte=20.0, sram_byte=0.6, mac=0.2)
+
+
+def accelerator(capacity: int, double_buffering: bool = False, separate: bool = False) -> Accelerator:
+    buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
+    return Accelerator("test", buffers, double_buffering, dram_bandwidth=4.0, clock_mhz=100.0, macs=8, energy=ENERGY)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    layer=small_layers(),
+    capacity=st.integers(4, 400),
+    double_buffering=st.booleans(),
+    separate=st.booleans(),
+)
+def test_least_traffic_candidate_equals_brute_force(
+    layer: Layer, capacity: int, double_buffering: bool, separate: bool
+):
+    acc = accelerator(capacity, double_buffering, separate)
+    cands = generate(layer, acc)
+    best = best_layer_cost(layer, acc)
+    if best is None:
+        assert len(cands) == 0
+        return
+    assert cands.total_bits.min() / 8 == best
+
+
+@settings(max_examples=100, deadline=None)
+@given(layer=small_layers(), capacity=st.integers(4, 400), double_buffering=st.booleans(), separate=st.booleans())
+def test_every_candidate_is_exact_fits_and_is_not_dominated(
+    layer: Layer, capacity: int, double_buffering: bool, separate: bool
+):
+    acc = accelerator(capacity, double_buffering, separate)
+    cands = generate(layer, acc)
+    for k in range(len(cands)):
+        mapping = cands.mapping(k)
+        recomputed = traffic(layer, mapping)
+        assert tuple(int(v) for v in cands.traffic[k]) == tuple(getattr(recomputed, f) for f in TRAFFIC_FIELDS)
+        tiles = footprint(layer, mapping.tiling, double_buffering)
+        assert [tiles[op] for op in tiles] == list(cands.footprint[k])
+        for b in acc.buffers:
+            assert sum(tiles[op] for op in b.operands) <= 8 * b.capacity_bytes
+    # sorted by footprint up, traffic strictly down: no candidate dominates another
+    size = cands.footprint.sum(axis=1)
+    assert np.all(np.diff(size) > 0)
+    assert np.all(np.diff(cands.total_bits) < 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), layer=small_layers())
+def test_three_stationary_orders_reach_the_least_traffic_of_all_24(data: st.DataObject, layer: Layer):
+    tiling = data.draw(tilings(layer))
+    every = min(traffic(layer, Mapping(tiling, order)).total for order in ORDERS)
+    stationary = min(traffic(layer, Mapping(tiling, order)).total for order in STATIONARY_ORDERS)
+    assert stationary == every
+
+
+def test_candidates_do_not_depend_on_capacity_beyond_the_filter():
+    """A larger buffer keeps every candidate of a smaller one (the front is cut, not changed)."""
+    layer = Layer("x", LayerKind.CONV2D, ("input",), m=8, n=6, r=6, c=6, h=8, w=8, kh=3, kw=3)
+    small, large = generate(layer, accelerator(300)), generate(layer, accelerator(3000))
+    assert len(small) < len(large)
+    assert set(map(tuple, small.tiles)) <= set(map(tuple, large.tiles))
+
+
+def test_channel_options_are_the_smallest_tile_per_trip_count():
+    for extent in (1, 2, 7, 12, 64, 100, 1000):
+        options = channel_options(extent)
+        expected = {}
+        for tile in range(1, extent + 1):
+            expected.setdefault(-(-extent // tile), tile)
+        assert sorted(expected.values()) == list(options.tile)
+        assert len(options.tile) <= 2 * int(np.sqrt(extent)) + 1
+
+
+def test_every_tiling_helper_is_complete():
+    layer = Layer("x", LayerKind.CONV2D, ("input",), m=2, n=3, r=2, c=1, h=2, w=1)
+    assert len(every_tiling(layer)) == 2 * 3 * 2 * 1
