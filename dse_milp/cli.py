@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -21,12 +24,21 @@ EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3,
 BUNDLED_SUITE = Path(__file__).resolve().parent.parent / "instances" / "suite.yaml"
 
 
-def _positive(kind: type) -> object:
-    def parse(text: str) -> float | int:
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``error: ...``) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"error: {message} (see {self.prog} --help)\n")
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
         if value <= 0:
             raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
         return value
@@ -48,8 +60,8 @@ def parser() -> argparse.ArgumentParser:
     from dse_milp.cost import Objective
     from dse_milp.solvers import BACKENDS, DEFAULT
 
-    top = argparse.ArgumentParser(prog="python -m dse_milp", description=__doc__.splitlines()[0])
-    commands = top.add_subparsers(dest="command", required=True)
+    top = _Parser(prog="python -m dse_milp", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     solve = commands.add_parser(
         "solve",
         help="optimal tiling and loop order of every layer",
@@ -104,6 +116,8 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
     if problems or network is None or accelerator is None:
         raise InputError(problems)
 
+    if args.out is not None and not (args.out.parent.is_dir() and os.access(args.out.parent, os.W_OK)):
+        raise InputError([f"--out: cannot write {str(args.out)!r} (no writable folder {str(args.out.parent)!r})"])
     options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
     solution = solve(network, accelerator, Objective(args.objective), args.solver, options)
     print_solution(solution, console, table=not args.quiet)
@@ -116,7 +130,10 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     console = Console()
     if not console.is_terminal:  # pipes and files get the whole table, unwrapped
         console = Console(width=200)

@@ -25,14 +25,18 @@ from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Precisio
 # --------------------------------------------------------------------------- schema
 
 
-def _pair(minimum: int) -> BeforeValidator:
-    """An int, or a list of two ints, each >= minimum; always returned as a pair."""
+def _pair(minimum: int, also: str | None = None) -> BeforeValidator:
+    """An int, or a list of two ints, each >= minimum; always returned as a pair.
+    ``also`` names a word accepted as it is."""
 
-    def check(value: Any) -> tuple[int, int]:
+    def check(value: Any) -> tuple[int, int] | str:
+        if also is not None and value == also:
+            return value
         items = value if isinstance(value, list) else [value]
         if len(items) in (1, 2) and all(type(v) is int and v >= minimum for v in items):
             return (items[0], items[-1])
-        raise ValueError(f"must be an integer >= {minimum} or a list of two, got {_show(value)}")
+        alternative = f", {also!r}," if also else ""
+        raise ValueError(f"must be an integer >= {minimum}{alternative} or a list of two, got {_show(value)}")
 
     return BeforeValidator(check)
 
@@ -56,6 +60,7 @@ def _size(value: Any) -> int:
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 Bits = Annotated[StrictInt, Field(ge=1, le=64)]
 Pair = Annotated[tuple[int, int], _pair(1)]
+PoolKernel = Annotated[tuple[int, int] | Literal["global"], _pair(1, also="global")]
 Padding = Annotated[tuple[int, int], _pair(0)]
 Size = Annotated[int, BeforeValidator(_size)]
 NonNegative = Annotated[StrictFloat, Field(ge=0)]
@@ -105,7 +110,7 @@ class MatmulSpec(_LayerSpec):
 
 class PoolSpec(_LayerSpec):
     kind: Literal["pool"]
-    kernel: Pair | Literal["global"]
+    kernel: PoolKernel
     stride: Pair | None = None
     padding: Padding = (0, 0)
 
@@ -199,6 +204,8 @@ def _message(error: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
         "string_type": f"must be a string, got {_show(value)}",
         "list_type": f"must be a list, got {_show(value)}",
         "model_type": f"must be a mapping, got {_show(value)}",
+        "model_attributes_type": f"must be a mapping, got {_show(value)}",
+        "dict_type": f"must be a mapping, got {_show(value)}",
         "too_short": f"must have at least {ctx.get('min_length')} item(s), got {_show(value)}",
         "string_too_short": "must not be empty",
         "literal_error": f"must be {ctx.get('expected')}, got {_show(value)}",
@@ -223,6 +230,19 @@ def _validate(model: type[_M], data: Any, source: str) -> _M:
         raise InputError(problems) from None
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file safely; a missing or malformed file is an InputError."""
     path = Path(path)
@@ -230,8 +250,10 @@ def read_yaml(path: str | Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError([f"{path}: cannot read file ({exc.strerror})"]) from None
+    except UnicodeDecodeError as exc:
+        raise InputError([f"{path}: cannot read file (not UTF-8 text: byte {exc.start})"]) from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -268,26 +290,34 @@ class _NetworkFactory:
         base = _precision(Precision(), spec.precision)
         shapes: dict[str, Shape] = {NETWORK_INPUT: Shape(spec.input.channels, spec.input.height, spec.input.width)}
         layers: list[Layer] = []
+        failed: set[str] = set()  # layers whose output shape is unknown; their readers are not judged
         previous = NETWORK_INPUT
         for index, layer_spec in enumerate(spec.layers):
             name = layer_spec.name
-            if name in shapes:
+            inputs = tuple(layer_spec.inputs) if layer_spec.inputs is not None else (previous,)
+            previous = name  # the next layer's default input
+            if name in shapes or name in failed:
                 what = "is reserved for the network input" if name == NETWORK_INPUT else "is used by an earlier layer"
                 self.error(index, "name", f"{name!r} {what}")
+                previous = f"{name}#{index}"
+                failed.add(previous)
                 continue
-            inputs = tuple(layer_spec.inputs) if layer_spec.inputs is not None else (previous,)
+            blocked = any(i in failed for i in (*inputs, getattr(layer_spec, "weight_from", None)))
+            failed.add(name)  # until its output shape is known
+            if blocked:
+                continue
             unknown = [i for i in inputs if i not in shapes]
             for producer in unknown:
                 self.error(index, "inputs", f"{producer!r} is not the network input or an earlier layer")
             if unknown:
                 continue
             precision = _precision(base, layer_spec.precision)
-            layer = self.make_layer(index, layer_spec, inputs, [shapes[i] for i in inputs], precision, shapes)
-            if layer is None:
-                continue
-            layers.append(layer[0])
-            shapes[name] = layer[1]
-            previous = name
+            layer, shape = self.make_layer(index, layer_spec, inputs, [shapes[i] for i in inputs], precision, shapes)
+            if shape is not None:
+                failed.discard(name)
+                shapes[name] = shape
+            if layer is not None:
+                layers.append(layer)
         if self.problems:
             raise InputError(self.problems)
         return Network(
@@ -305,10 +335,15 @@ class _NetworkFactory:
         in_shapes: list[Shape],
         precision: Precision,
         shapes: dict[str, Shape],
-    ) -> tuple[Layer, Shape] | None:
+    ) -> tuple[Layer | None, Shape | None]:
+        """The layer (None if it has a problem) and its output shape (None if unknown).
+
+        A layer with a problem whose output shape is still clear passes that shape
+        on, so the layers reading it are checked too (and not blamed for it).
+        """
         if not isinstance(spec, AddSpec) and len(inputs) != 1:
             self.error(index, "inputs", f"a {spec.kind} layer reads exactly one tensor, got {list(inputs)}")
-            return None
+            return None, None
         x = in_shapes[0]
         common = {"name": spec.name, "inputs": inputs, "precision": precision}
         match spec:
@@ -321,7 +356,7 @@ class _NetworkFactory:
                 stride = spec.stride or kernel
                 out = self.spatial(index, x, kernel, stride, spec.padding)
                 if out is None:
-                    return None
+                    return None, None
                 layer = Layer(
                     kind=LayerKind.POOL, m=x.channels, n=x.channels, groups=x.channels,
                     r=out.height, c=out.width, h=x.height, w=x.width,
@@ -336,7 +371,7 @@ class _NetworkFactory:
                             index, "inputs",
                             f"shape mismatch: {inputs[0]!r} is {x} but {producer!r} is {shape}",
                         )  # fmt: skip
-                        return None
+                        return None, x
                 layer = Layer(
                     kind=LayerKind.ADD, m=x.channels, n=x.channels, groups=x.channels,
                     r=x.height, c=x.width, h=x.height, w=x.width, **common,
@@ -361,7 +396,9 @@ class _NetworkFactory:
             return None
         return Shape(0, rows, cols)
 
-    def conv(self, index: int, spec: Conv2dSpec, x: Shape, producer: str, common: dict) -> tuple[Layer, Shape] | None:
+    def conv(
+        self, index: int, spec: Conv2dSpec, x: Shape, producer: str, common: dict
+    ) -> tuple[Layer | None, Shape | None]:
         ok = True
         if spec.in_channels != x.channels:
             self.error(
@@ -374,19 +411,22 @@ class _NetworkFactory:
                 self.error(index, "groups", f"{spec.groups} does not divide {field} {value}")
                 ok = False
         out = self.spatial(index, x, spec.kernel, spec.stride, spec.padding)
-        if not ok or out is None:
-            return None
+        if out is None:
+            return None, None
+        shape = Shape(spec.out_channels, out.height, out.width)
+        if not ok:
+            return None, shape
         layer = Layer(
             kind=LayerKind.CONV2D, m=spec.out_channels, n=spec.in_channels, groups=spec.groups,
             r=out.height, c=out.width, h=x.height, w=x.width,
             kh=spec.kernel[0], kw=spec.kernel[1], sh=spec.stride[0], sw=spec.stride[1],
             ph=spec.padding[0], pw=spec.padding[1], **common,
         )  # fmt: skip
-        return layer, Shape(spec.out_channels, out.height, out.width)
+        return layer, shape
 
     def matmul(
         self, index: int, spec: MatmulSpec, x: Shape, producer: str, shapes: dict[str, Shape], common: dict
-    ) -> tuple[Layer, Shape] | None:
+    ) -> tuple[Layer | None, Shape | None]:
         if spec.in_features == x.channels:
             rows, out_shape = x.height * x.width, Shape(spec.out_features, x.height, x.width)
         elif spec.in_features == x.elements:
@@ -397,7 +437,7 @@ class _NetworkFactory:
                 f"{spec.in_features} matches neither the channels ({x.channels}) nor the flattened size "
                 f"({x.elements}) of {producer!r} ({x})",
             )  # fmt: skip
-            return None
+            return None, None
         ok = True
         for field, value in (("in_features", spec.in_features), ("out_features", spec.out_features)):
             if value % spec.heads:
@@ -418,7 +458,7 @@ class _NetworkFactory:
                     )  # fmt: skip
                     ok = False
         if not ok:
-            return None
+            return None, out_shape
         layer = Layer(
             kind=LayerKind.MATMUL, m=spec.out_features, n=spec.in_features, groups=spec.heads,
             r=rows, c=1, h=rows, w=1, weight_from=spec.weight_from, **common,

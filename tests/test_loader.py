@@ -202,7 +202,8 @@ def test_matmul_in_features_match_neither_reading(tmp_path):
     source, problems = network_problems(tmp_path, network(l2={"kernel": 2}, l3={"in_features": 7}))
     # p is 8x2x2: token-wise would need 8, flattened 32
     assert problems == [
-        f"{source}: layers[3].in_features: 7 matches neither the channels (8) nor the flattened size (32) of 'p' (8x2x2)"
+        f"{source}: layers[3].in_features: 7 matches neither the channels (8) "
+        "nor the flattened size (32) of 'p' (8x2x2)"
     ]
 
 
@@ -314,13 +315,20 @@ def test_directory_instead_of_file(tmp_path):
     assert info.value.problems[0].startswith(f"{tmp_path}: cannot read file")
 
 
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason="BUG: read_yaml catches OSError only")
 def test_file_that_is_not_utf8(tmp_path):
     path = tmp_path / "latin1.yaml"
     path.write_bytes(b"name: r\xe9seau\n")
     with pytest.raises(InputError) as info:
         load_network(path)
-    assert info.value.problems[0].startswith(str(path))
+    assert info.value.problems == [f"{path}: cannot read file (not UTF-8 text: byte 7)"]
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: x\nlayers:\n  - {name: c1, kind: conv2d, kind: pool}\n", encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_network(path)
+    assert info.value.problems == [f"{path}:3:30: malformed YAML: duplicate key 'kind'"]
 
 
 # --------------------------------------------------------------------------- several problems at once
@@ -344,14 +352,18 @@ def test_several_shape_errors_are_all_reported(tmp_path):
     assert_problem(problems, source, "layers[3].in_features", "7")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: a layer that fails validation is dropped, so later layers report it unknown"
-)
 def test_a_failed_layer_does_not_cascade(tmp_path):
     # c1 is wrong; c2 names it explicitly and is right about its shape
     data = network(l0={"in_channels": 4}, l1={"inputs": ["c1"]})
     source, problems = network_problems(tmp_path, data)
     assert problems == [f"{source}: layers[0].in_channels: 4 does not match the 3 channels of 'input' (3x8x8)"]
+
+
+def test_a_duplicate_layer_does_not_cascade_to_its_default_reader(tmp_path):
+    data = network()
+    data["layers"][1]["name"] = data["layers"][0]["name"]
+    source, problems = network_problems(tmp_path, data)
+    assert problems == [f"{source}: layers[1].name: {data['layers'][0]['name']!r} is used by an earlier layer"]
 
 
 # --------------------------------------------------------------------------- accelerator
@@ -513,7 +525,8 @@ def test_conv_output_size(tmp_path, kernel, stride, padding, rows, cols):
 def test_depthwise_conv(tmp_path):
     net = load(
         tmp_path, 16, 10, 10,
-        {"name": "dw", "kind": "conv2d", "in_channels": 16, "out_channels": 16, "kernel": 3, "padding": 1, "groups": 16},
+        {"name": "dw", "kind": "conv2d", "in_channels": 16, "out_channels": 16, "kernel": 3, "padding": 1,
+         "groups": 16},
         {"name": "pw", "kind": "conv2d", "in_channels": 16, "out_channels": 32, "kernel": 1},
     )  # fmt: skip
     dw, pw = net.layers
@@ -542,6 +555,7 @@ def test_pool_global_and_windowed(tmp_path):
     assert net.output_shapes["win"] == Shape(8, 4, 3)  # stride defaults to the kernel
     assert (win.sh, win.sw) == (3, 3)
     assert net.output_shapes["strided"] == Shape(8, 3, 1)  # from 4x3: (4-2)+1, (3-3)+1
+    assert (strided.kh, strided.kw, strided.sh, strided.sw) == (2, 3, 1, 1)
     assert net.output_shapes["glob"] == Shape(8, 1, 1)
     assert (glob.kh, glob.kw, glob.h, glob.w) == (3, 1, 3, 1)
     assert (glob.kind, glob.m, glob.n, glob.groups, glob.weight_elements) == (LayerKind.POOL, 8, 8, 8, 0)

@@ -30,10 +30,8 @@ def random_instance(seed: int) -> tuple:
     roomy = Accelerator("roomy", unified_buffer(10**6), double_buffering, 4.0, 100.0, 8, Energy(20, 0.6, 0.2))
     need = max(generate(layer, roomy).smallest_footprint.sum() / 8 for layer in network.layers)
     capacity = int(need * rng.uniform(1.0, 4.0)) + 1
-    if rng.random() < 0.3:
-        buffers = separate_buffers(capacity, capacity, capacity)
-    else:
-        buffers = unified_buffer(capacity)
+    separate = rng.random() < 0.3
+    buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
     return network, Accelerator("random", buffers, double_buffering, 4.0, 100.0, rng.choice([1, 8]), roomy.energy)
 
 
