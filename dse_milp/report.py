@@ -83,8 +83,10 @@ def human_bytes(value: float) -> str:
     return f"{value:g} B"
 
 
-def _maybe(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.6g}"
+def _value(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.6g}"
 
 
 def layer_table(solution: Solution) -> Table:
@@ -131,7 +133,7 @@ def print_summary(solution: Solution, console: Console) -> None:
     ties = "".join(f", ties broken by {o.value}" for o in solution.objectives[1:])
     console.print(
         f"{r.solver} {r.version}: {r.status.value}; objective ({solution.objectives[0].value}{ties}) "
-        f"{r.objective:,.6g} {solution.objectives[0].unit}, bound {_maybe(r.bound)}, gap {gap}; "
+        f"{_value(r.objective)} {solution.objectives[0].unit}, bound {_value(r.bound)}, gap {gap}; "
         f"candidates {solution.seconds['candidates']:.2f} s, build {solution.seconds['build']:.2f} s, "
         f"solve {solution.seconds['solve']:.2f} s"
     )

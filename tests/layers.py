@@ -9,6 +9,18 @@ from hypothesis import strategies as st
 from dse_milp.traffic import Mapping, Tiling
 from dse_milp.workload import Layer, LayerKind, Precision
 
+TINY_NETWORK: dict = {
+    "name": "tiny",
+    "input": {"channels": 3, "height": 8, "width": 8},
+    "layers": [
+        {"name": "c1", "kind": "conv2d", "in_channels": 3, "out_channels": 8, "kernel": 3, "padding": 1},
+        {"name": "c2", "kind": "conv2d", "in_channels": 8, "out_channels": 8, "kernel": 3, "stride": 2, "padding": 1},
+        {"name": "p", "kind": "pool", "kernel": "global"},
+        {"name": "fc", "kind": "matmul", "in_features": 8, "out_features": 4},
+    ],
+}
+"""A valid tiny network: 3x8x8 -> c1 8x8x8 -> c2 8x4x4 -> p 8x1x1 -> fc 4x1x1."""
+
 precisions = st.builds(
     Precision,
     input=st.sampled_from([4, 8]),

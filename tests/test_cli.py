@@ -14,22 +14,12 @@ import yaml
 import dse_milp.solvers
 from dse_milp.cli import EXIT_FAILED, EXIT_INFEASIBLE, EXIT_INPUT, EXIT_OK, EXIT_TIME_LIMIT, main
 from dse_milp.solvers import SolveResult, Status
+from tests.layers import TINY_NETWORK
 
 REPO = Path(__file__).resolve().parent.parent
 NETWORK = REPO / "instances" / "networks" / "tiny_resnet8.yaml"
 ACCELERATOR = REPO / "instances" / "accelerators" / "npu_32k.yaml"
 TIMING_KEYS = ("solve_seconds", "seconds")
-
-TINY_NETWORK: dict[str, Any] = {
-    "name": "tiny",
-    "input": {"channels": 3, "height": 8, "width": 8},
-    "layers": [
-        {"name": "c1", "kind": "conv2d", "in_channels": 3, "out_channels": 8, "kernel": 3, "padding": 1},
-        {"name": "c2", "kind": "conv2d", "in_channels": 8, "out_channels": 8, "kernel": 3, "stride": 2, "padding": 1},
-        {"name": "p", "kind": "pool", "kernel": "global"},
-        {"name": "fc", "kind": "matmul", "in_features": 8, "out_features": 4},
-    ],
-}
 
 
 def solve(tmp_path: Path, *args: str, name: str = "result.json") -> dict[str, Any]:

@@ -13,22 +13,13 @@ import yaml
 from dse_milp.errors import InputError
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.workload import LayerKind, Precision, Shape
+from tests.layers import TINY_NETWORK
 
 REPO = Path(__file__).resolve().parent.parent
 NETWORKS = sorted((REPO / "instances" / "networks").glob("*.yaml"))
 SUITE = REPO / "instances" / "suite.yaml"
 
-# A valid tiny network: 3x8x8 -> c1 8x8x8 -> c2 8x4x4 -> p 8x1x1 -> fc 4x1x1.
-NETWORK: dict[str, Any] = {
-    "name": "tiny",
-    "input": {"channels": 3, "height": 8, "width": 8},
-    "layers": [
-        {"name": "c1", "kind": "conv2d", "in_channels": 3, "out_channels": 8, "kernel": 3, "padding": 1},
-        {"name": "c2", "kind": "conv2d", "in_channels": 8, "out_channels": 8, "kernel": 3, "stride": 2, "padding": 1},
-        {"name": "p", "kind": "pool", "kernel": "global"},
-        {"name": "fc", "kind": "matmul", "in_features": 8, "out_features": 4},
-    ],
-}
+NETWORK = TINY_NETWORK
 
 ACCELERATOR: dict[str, Any] = {
     "name": "acc",

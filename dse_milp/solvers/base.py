@@ -7,6 +7,7 @@ it, writes the solution back into the model's variables and returns a
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,6 +59,15 @@ class SolveResult:
         if self.objective == self.bound:
             return 0.0
         return abs(self.objective - self.bound) / max(abs(self.objective), 1e-12)
+
+
+def importable(module: str) -> bool:
+    """Whether ``module`` imports here (the backend's library is installed and loads)."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 class Backend(Protocol):

@@ -8,7 +8,7 @@ from importlib import metadata
 import numpy as np
 import pyomo.environ as pyo
 
-from dse_milp.solvers.base import SolveResult, SolverOptions, Status
+from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
 from dse_milp.solvers.linear import linear_form
 
 
@@ -16,11 +16,7 @@ class HighsBackend:
     name = "highs"
 
     def available(self) -> bool:
-        try:
-            import highspy  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return importable("highspy")
 
     def version(self) -> str:
         return metadata.version("highspy")

@@ -10,7 +10,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from dse_milp.errors import DseError
-from dse_milp.solvers.base import SolveResult, SolverOptions, Status
+from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
 from dse_milp.solvers.linear import linear_form
 
 _MAX_SCALE_BITS = 20
@@ -29,11 +29,7 @@ class CpSatBackend:
     name = "ortools-sat"
 
     def available(self) -> bool:
-        try:
-            from ortools.sat.python import cp_model  # noqa: F401
-        except ImportError:
-            return False
-        return True
+        return importable("ortools.sat.python.cp_model")
 
     def version(self) -> str:
         return metadata.version("ortools")

@@ -9,7 +9,7 @@ import numpy as np
 import pyomo.environ as pyo
 
 from dse_milp.errors import DseError
-from dse_milp.solvers.base import SolveResult, SolverOptions, Status
+from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
 from dse_milp.solvers.linear import linear_form
 
 
@@ -17,10 +17,10 @@ class ScipBackend:
     name = "ortools-scip"
 
     def available(self) -> bool:
-        try:
-            from ortools.linear_solver import pywraplp
-        except ImportError:
+        if not importable("ortools.linear_solver.pywraplp"):
             return False
+        from ortools.linear_solver import pywraplp
+
         return pywraplp.Solver.CreateSolver("SCIP") is not None
 
     def version(self) -> str:
