@@ -6,6 +6,8 @@ import itertools
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, generate
 from dse_milp.check import check_mappings
@@ -92,7 +94,9 @@ def build_problem(network: Network, accelerator: Accelerator, objectives: tuple[
     return MappingProblem(network, accelerator, candidates, objectives)
 
 
-def _does_not_fit(layer: Layer, smallest: object, accelerator: Accelerator) -> str:
+def _does_not_fit(layer: Layer, smallest: np.ndarray, accelerator: Accelerator) -> str:
+    """The message for a layer none of whose mappings fits: its mapping of least total
+    footprint (which therefore overflows some buffer) against the capacities."""
     per_operand = dict(zip(OPERANDS, smallest, strict=True))  # bits
     parts = " + ".join(f"{op.value} {per_operand[op] / 8:g}" for op in OPERANDS)
     over = [
@@ -100,9 +104,7 @@ def _does_not_fit(layer: Layer, smallest: object, accelerator: Accelerator) -> s
         for b in accelerator.buffers
         if sum(per_operand[op] for op in b.operands) > 8 * b.capacity_bytes
     ]
-    return f"layer {layer.name!r} fits no mapping: its smallest footprint ({parts} bytes) needs " + "; ".join(
-        over or ["more room than the buffers hold together"]
-    )
+    return f"layer {layer.name!r} fits no mapping: its smallest footprint ({parts} bytes) needs " + "; ".join(over)
 
 
 def solve(
