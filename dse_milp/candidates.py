@@ -21,8 +21,8 @@ order ``(t_m, t_n, t_r, t_c)``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -63,7 +63,7 @@ def _non_dominated(points: np.ndarray) -> np.ndarray:
     return keep
 
 
-@lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
 def channel_options(extent: int) -> LoopOptions:
     """The smallest tile for each distinct trip count."""
     tile = np.unique(-(-extent // np.arange(1, extent + 1)))
@@ -71,7 +71,7 @@ def channel_options(extent: int) -> LoopOptions:
     return LoopOptions(tile, trips, np.full(len(tile), extent), tile)
 
 
-@lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=4096)
 def spatial_options(extent: int, kernel: int, stride: int, pad: int, size: int) -> LoopOptions:
     """Every tile size not dominated in (trips, input read, largest input tile, tile)."""
     tile = np.arange(1, extent + 1)
@@ -168,10 +168,7 @@ def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
 
     # The whole grid: least traffic over the orders, and footprint.
     trips = values("trips")
-    first, *others = (sum(parts) for parts in _traffic_parts(layer, trips, values("reads")))
-    total = first
-    for other in others:
-        total = np.minimum(total, other)
+    total = functools.reduce(np.minimum, (sum(parts) for parts in _traffic_parts(layer, trips, values("reads"))))
     per_operand = _footprint_parts(layer, values("tile"), values("largest"), trips["n"], copies)
     size = sum(per_operand)
     total, size = np.broadcast_arrays(total, size)
