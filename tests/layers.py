@@ -6,7 +6,7 @@ import random
 
 from hypothesis import strategies as st
 
-from dse_milp.traffic import Mapping, Tiling
+from dse_milp.traffic import Tiling
 from dse_milp.workload import Layer, LayerKind, Precision
 
 TINY_NETWORK: dict = {
@@ -93,9 +93,9 @@ def random_network_spec(rng: random.Random, layers: int) -> dict:
             spec_layers.append({"name": name, "kind": "conv2d", "in_channels": ch, "out_channels": ch,
                                 "kernel": 3, "padding": 1, "groups": ch})  # fmt: skip
         elif choice == "residual" and len(spec_layers) + 2 <= layers:
+            k = rng.choice([1, 3])  # "same" padding keeps the shape for the residual add
             spec_layers.append({"name": name, "kind": "conv2d", "in_channels": ch, "out_channels": ch,
-                                "kernel": rng.choice([1, 3]) , "padding": 0})  # fmt: skip
-            spec_layers[-1]["padding"] = spec_layers[-1]["kernel"] // 2
+                                "kernel": k, "padding": k // 2})  # fmt: skip
             spec_layers.append({"name": f"{name}.add", "kind": "add", "inputs": [name, last]})
             name = f"{name}.add"
         else:
@@ -118,7 +118,3 @@ def random_network_spec(rng: random.Random, layers: int) -> dict:
         "precision": {"weight": rng.choice([4, 8]), "psum": rng.choice([16, 32])},
         "layers": spec_layers,
     }
-
-
-def mapping(layer: Layer, tiling: Tiling, order: str) -> Mapping:
-    return Mapping(tiling, order)
