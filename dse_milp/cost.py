@@ -14,7 +14,6 @@ not dominated in (traffic, footprint) serve every objective.
 
 from __future__ import annotations
 
-import math
 from enum import StrEnum
 
 import numpy as np
@@ -33,21 +32,29 @@ class Objective(StrEnum):
         return {"dram": "bytes", "energy": "pJ", "latency": "cycles"}[self.value]
 
 
-def compute_cycles(layer: Layer, accelerator: Accelerator) -> int:
-    return math.ceil(layer.macs / accelerator.macs)
+def operand_bytes_per_mac(layer: Layer) -> float:
+    """On-chip bytes one MAC of ``layer`` reads: an input, and a weight if it has any."""
+    return (layer.precision.input + (layer.precision.weight if layer.has_weights else 0)) / 8
 
 
-def cost(objective: Objective, layer: Layer, accelerator: Accelerator, dram_bytes: np.ndarray) -> np.ndarray:
-    """The cost of each mapping of ``layer`` whose off-chip traffic is ``dram_bytes``."""
+def cost_of(
+    objective: Objective, accelerator: Accelerator, dram_bytes: np.ndarray, macs: np.ndarray, operand_bytes: np.ndarray
+) -> np.ndarray:
+    """The cost of work that moves ``dram_bytes`` off chip and runs ``macs`` MACs reading
+    ``operand_bytes`` from the buffer (arrays broadcast together)."""
     dram_bytes = np.asarray(dram_bytes, dtype=float)
     match objective:
         case Objective.DRAM:
             return dram_bytes
         case Objective.LATENCY:
-            return np.maximum(compute_cycles(layer, accelerator), np.ceil(dram_bytes / accelerator.dram_bandwidth))
+            compute = np.ceil(np.asarray(macs, dtype=float) / accelerator.macs)
+            return np.maximum(compute, np.ceil(dram_bytes / accelerator.dram_bandwidth))
         case Objective.ENERGY:
             e = accelerator.energy
-            operand_bits = layer.precision.input + (layer.precision.weight if layer.has_weights else 0)
-            sram_bytes = dram_bytes + layer.macs * operand_bits / 8
-            return e.dram_byte * dram_bytes + e.sram_byte * sram_bytes + e.mac * layer.macs
+            return e.dram_byte * dram_bytes + e.sram_byte * (dram_bytes + operand_bytes) + e.mac * np.asarray(macs)
     raise AssertionError(objective)
+
+
+def cost(objective: Objective, layer: Layer, accelerator: Accelerator, dram_bytes: np.ndarray) -> np.ndarray:
+    """The cost of each mapping of ``layer`` whose off-chip traffic is ``dram_bytes``."""
+    return cost_of(objective, accelerator, dram_bytes, layer.macs, layer.macs * operand_bytes_per_mac(layer))

@@ -12,8 +12,9 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
+from dse_milp.fusion import GroupCost, GroupMapping, Segment, weight_slice
 from dse_milp.traffic import Mapping, Traffic, tile_bounds
-from dse_milp.workload import Layer, Operand
+from dse_milp.workload import Layer, LayerKind, Operand, Shape
 
 
 def _input_span(start: int, stop: int, stride: int, kernel: int, pad: int, size: int) -> int:
@@ -76,3 +77,84 @@ def simulate(layer: Layer, mapping: Mapping, double_buffering: bool = False) -> 
 
     traffic = Traffic(**reads)
     return traffic, {op: copies * size for op, size in largest.items()}
+
+
+def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bool = False) -> GroupCost:
+    """Walk a fused group tile by tile, finding every region from explicit sets of elements.
+
+    For each tile of the last layer's output, the (row, column) elements each
+    layer must produce are collected backwards by enumerating, for every needed
+    output element, the input elements its kernel window touches. Each tensor
+    then holds the smallest rectangle covering what it must provide.
+    """
+    last = segment.shape(segment.last.name)
+    copies = 2 if double_buffering else 1
+    reads: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
+    largest = Counter[str]()
+    computed = Counter[str]()
+    loaded: set[str] = set()
+    tiles = 0
+    for (r0, r1), (c0, c1) in itertools.product(
+        tile_bounds(last.height, mapping.rows), tile_bounds(last.width, mapping.cols)
+    ):
+        tiles += 1
+        needed = {segment.last.name: {(r, c) for r in range(r0, r1) for c in range(c0, c1)}}
+        held: dict[str, tuple[range, range]] = {}
+        for layer in reversed(segment.layers):
+            rows = range(min(r for r, _ in needed[layer.name]), max(r for r, _ in needed[layer.name]) + 1)
+            cols = range(min(c for _, c in needed[layer.name]), max(c for _, c in needed[layer.name]) + 1)
+            held[layer.name] = (rows, cols)
+            for producer in layer.inputs:
+                shape = segment.shape(producer)
+                needed.setdefault(producer, set()).update(_window(layer, shape, rows, cols))
+        for producer in segment.externals:
+            points = needed[producer]
+            held[producer] = (
+                range(min(r for r, _ in points), max(r for r, _ in points) + 1),
+                range(min(c for _, c in points), max(c for _, c in points) + 1),
+            )
+        for tensor, (rows, cols) in held.items():
+            size = segment.shape(tensor).channels * len(rows) * len(cols)
+            largest[tensor] = max(largest[tensor], size)
+            if tensor in segment.externals:
+                reader = next(layer for layer in segment.layers if tensor in layer.inputs)
+                reads[reader.name]["input_read"] += size * segment.input_bits(tensor)
+        for layer in segment.layers:
+            rows, cols = held[layer.name]
+            computed[layer.name] += layer.macs_per_output * segment.shape(layer.name).channels * len(rows) * len(cols)
+            if layer.has_weights and (layer.name not in mapping.resident or layer.name not in loaded):
+                reads[layer.name]["weight_read"] += layer.weight_elements * layer.precision.weight
+                loaded.add(layer.name)
+    reads[segment.last.name]["output_write"] = segment.last.output_elements * segment.last.precision.output
+
+    held_weights = sum(
+        (layer.weight_elements if layer.name in mapping.resident else weight_slice(layer)) * layer.precision.weight
+        for layer in segment.layers
+        if layer.has_weights
+    )
+    return GroupCost(
+        by_layer={name: Traffic(**counts) for name, counts in reads.items()},
+        footprint={
+            Operand.INPUT: copies * sum(largest[x] * segment.input_bits(x) for x in segment.externals),
+            Operand.WEIGHT: copies * held_weights,
+            Operand.OUTPUT: copies * sum(largest[layer.name] * layer.precision.output for layer in segment.layers),
+        },
+        tiles=tiles,
+        extra_macs={layer.name: computed[layer.name] - layer.macs for layer in segment.layers},
+    )
+
+
+def _window(layer: Layer, producer: Shape, rows: range, cols: range) -> set[tuple[int, int]]:
+    """The input elements (row, column) that output rows x cols of ``layer`` read."""
+    if layer.kind is LayerKind.ADD or (layer.kind is LayerKind.MATMUL and layer.n == producer.channels):
+        return {(r, c) for r in rows for c in cols}
+    if layer.kind is LayerKind.MATMUL:  # flattened: every element
+        return {(r, c) for r in range(producer.height) for c in range(producer.width)}
+    return {
+        (r * layer.sh - layer.ph + i, c * layer.sw - layer.pw + j)
+        for r in rows
+        for c in cols
+        for i in range(layer.kh)
+        for j in range(layer.kw)
+        if 0 <= r * layer.sh - layer.ph + i < producer.height and 0 <= c * layer.sw - layer.pw + j < producer.width
+    }

@@ -135,11 +135,16 @@ class Layer:
         return self.weight_elements if self.weight_from is None else 0
 
     @property
+    def macs_per_output(self) -> int:
+        """MACs that produce one output element."""
+        if self.kind is LayerKind.ADD:
+            return self.input_tensors - 1
+        return self.ng * self.kh * self.kw
+
+    @property
     def macs(self) -> int:
         """Multiply-accumulates (comparisons for max-pool, additions for add)."""
-        if self.kind is LayerKind.ADD:
-            return self.output_elements * (self.input_tensors - 1)
-        return self.output_elements * self.ng * self.kh * self.kw
+        return self.output_elements * self.macs_per_output
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,116 @@
+"""Fused groups: the closed forms against a simulation, candidates against exhaustive search."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
+from dse_milp.candidates import TRAFFIC_FIELDS
+from dse_milp.fusion import GroupMapping, Segment, fusible, generate_group, group_cost, residency_choices
+from dse_milp.loader import parse_network
+from dse_milp.simulate import simulate_group
+from dse_milp.workload import Network
+from tests.layers import random_network_spec
+
+ENERGY = Energy(20.0, 0.6, 0.2)
+
+
+def segments(network: Network, longest: int = 6) -> list[Segment]:
+    n = len(network.layers)
+    return [
+        Segment(network, a, b)
+        for a in range(n)
+        for b in range(a + 2, min(a + longest, n) + 1)
+        if fusible(network, a, b)
+    ]
+
+
+def random_networks(count: int, seed: int = 0) -> list[Network]:
+    rng = random.Random(seed)
+    return [parse_network(random_network_spec(rng, rng.randint(2, 5)), f"random-{i}") for i in range(count)]
+
+
+def every_group_mapping(segment: Segment) -> list[GroupMapping]:
+    last = segment.shape(segment.last.name)
+    return [
+        GroupMapping(r, c, resident)
+        for r in range(1, last.height + 1)
+        for c in range(1, last.width + 1)
+        for resident in residency_choices(segment)
+    ]
+
+
+def test_group_closed_form_matches_simulation():
+    rng = random.Random(7)
+    checked = 0
+    for network in random_networks(150, seed=1):
+        for segment in segments(network):
+            for mapping in rng.sample(every_group_mapping(segment), k=min(6, len(every_group_mapping(segment)))):
+                double = rng.random() < 0.5
+                assert group_cost(segment, mapping, double) == simulate_group(segment, mapping, double)
+                checked += 1
+    assert checked > 500
+
+
+def test_residual_block_group_reads_the_skip_tensor_once_per_tile():
+    """conv 3x3 (pad 1) then add with the block input: one group, tiles of 2 rows over 4x4.
+
+    The block input x is read by the conv (with a one-row halo) and by the add
+    (no halo): it is read once per tile, over the conv's larger range: rows [0,3)
+    and [1,4), all 4 columns, 2 channels -> 2*(3+3)*4 = 48 elements.
+    """
+    spec = {
+        "name": "block",
+        "input": {"channels": 2, "height": 4, "width": 4},
+        "layers": [
+            {"name": "conv", "kind": "conv2d", "in_channels": 2, "out_channels": 2, "kernel": 3, "padding": 1},
+            {"name": "add", "kind": "add", "inputs": ["conv", "input"]},
+        ],
+    }
+    network = parse_network(spec)
+    segment = Segment(network, 0, 2)
+    assert segment.externals == ("input",)
+    cost = group_cost(segment, GroupMapping(2, 4, frozenset({"conv"})), double_buffering=False)
+    assert cost.traffic.input_read == 48 * 8
+    assert cost.traffic.weight_read == 2 * 2 * 9 * 8
+    assert cost.traffic.output_write == 2 * 16 * 8
+    assert cost.tiles == 2
+    assert cost.extra_macs == {"conv": 0, "add": 0}  # the add needs no halo, so the conv computes its own rows
+
+
+@pytest.mark.parametrize("separate", [False, True])
+def test_group_candidates_equal_exhaustive_search(separate: bool):
+    rng = random.Random(3)
+    compared = 0
+    for network in random_networks(60, seed=2):
+        for segment in segments(network, longest=4):
+            capacity = rng.randint(16, 600)
+            buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
+            accelerator = Accelerator("a", buffers, rng.random() < 0.3, 4.0, 100.0, 8, ENERGY)
+            cands = generate_group(segment, accelerator)
+            costs = [group_cost(segment, m, accelerator.double_buffering) for m in every_group_mapping(segment)]
+            fitting = [
+                c
+                for c in costs
+                if all(sum(c.footprint[op] for op in b.operands) <= 8 * b.capacity_bytes for b in buffers)
+            ]
+            if not fitting:
+                assert len(cands) == 0
+                continue
+            compared += 1
+            assert cands.total_bits.min() == min(c.traffic.total for c in fitting)
+            assert cands.extra_macs.sum(axis=1).min() == min(sum(c.extra_macs.values()) for c in fitting)
+            for k, mapping in enumerate(cands.mappings):
+                cost = group_cost(segment, mapping, accelerator.double_buffering)
+                assert tuple(cands.traffic[k]) == tuple(getattr(cost.traffic, f) for f in TRAFFIC_FIELDS)
+                assert list(cands.footprint[k]) == list(cost.footprint.values())
+                assert list(cands.extra_macs[k]) == list(cost.extra_macs.values())
+            # no candidate dominates another in (traffic, footprint, extra MACs)
+            points = np.column_stack([cands.total_bits, cands.footprint.sum(axis=1), cands.extra_macs.sum(axis=1)])
+            for a, b in itertools.permutations(range(len(points)), 2):
+                assert not (np.all(points[a] <= points[b]) and np.any(points[a] < points[b]))
+    assert compared > 30
