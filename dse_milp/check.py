@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dse_milp.accelerator import Accelerator
+from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, group_cost
 from dse_milp.traffic import LOOPS, Mapping, Traffic, footprint, traffic
-from dse_milp.workload import Network
+from dse_milp.workload import Network, Operand
 
 
 @dataclass(frozen=True)
@@ -22,8 +23,18 @@ class CheckedLayer:
 
 
 @dataclass(frozen=True)
+class CheckedGroup:
+    segment: Segment
+    cost: GroupCost
+    buffer_bytes: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Check:
     layers: dict[str, CheckedLayer]
+    """Layers run alone."""
+    groups: dict[tuple[str, str], CheckedGroup]
+    """Fused groups, by first and last layer."""
     violations: list[str]
 
     @property
@@ -32,17 +43,62 @@ class Check:
 
     @property
     def dram_bits(self) -> int:
-        return sum(layer.traffic.total for layer in self.layers.values())
+        alone = sum(layer.traffic.total for layer in self.layers.values())
+        return alone + sum(group.cost.traffic.total for group in self.groups.values())
 
 
-def check_mappings(network: Network, accelerator: Accelerator, mappings: dict[str, Mapping]) -> Check:
+def _held(accelerator: Accelerator, tiles: dict[Operand, int]) -> dict[str, float]:
+    return {b.name: sum(tiles[op] for op in b.operands) / 8 for b in accelerator.buffers}
+
+
+def _overflows(accelerator: Accelerator, held: dict[str, float], what: str) -> list[str]:
+    return [
+        f"{what}: tiles need {held[b.name]:g} bytes of the {b.name} buffer ({b.capacity_bytes} bytes)"
+        for b in accelerator.buffers
+        if held[b.name] > b.capacity_bytes
+    ]
+
+
+def check_mappings(
+    network: Network,
+    accelerator: Accelerator,
+    mappings: dict[str, Mapping],
+    groups: dict[tuple[str, str], GroupMapping] | None = None,
+) -> Check:
+    """Check that every layer runs exactly once (alone with a mapping, or in one fused group),
+    that tiles are legal and that they fit the buffers; evaluate everything on the way."""
+    groups = groups or {}
     layers: dict[str, CheckedLayer] = {}
+    checked_groups: dict[tuple[str, str], CheckedGroup] = {}
     violations: list[str] = []
+    position = {layer.name: i for i, layer in enumerate(network.layers)}
+    runs = dict.fromkeys(position, 0)
+    for (first, last), mapping in groups.items():
+        if first not in position or last not in position:
+            violations.append(f"group {first!r}..{last!r}: unknown layer")
+            continue
+        start, stop = position[first], position[last] + 1
+        if not fusible(network, start, stop):
+            violations.append(f"group {first!r}..{last!r} cannot run fused")
+            continue
+        segment = Segment(network, start, stop)
+        out = segment.shape(last)
+        if not (1 <= mapping.rows <= out.height and 1 <= mapping.cols <= out.width):
+            violations.append(f"group {first!r}..{last!r}: tile {mapping.rows}x{mapping.cols} not within {out}")
+            continue
+        for layer in segment.layers:
+            runs[layer.name] += 1
+        cost = group_cost(segment, mapping, accelerator.double_buffering)
+        held = _held(accelerator, cost.footprint)
+        violations.extend(_overflows(accelerator, held, f"group {first!r}..{last!r}"))
+        checked_groups[first, last] = CheckedGroup(segment, cost, held)
     for layer in network.layers:
         mapping = mappings.get(layer.name)
         if mapping is None:
-            violations.append(f"layer {layer.name!r} has no mapping")
+            if runs[layer.name] == 0:
+                violations.append(f"layer {layer.name!r} has no mapping")
             continue
+        runs[layer.name] += 1
         if sorted(mapping.order) != sorted(LOOPS):
             violations.append(f"layer {layer.name!r}: order {mapping.order!r} is not a permutation of {LOOPS!r}")
             continue
@@ -54,15 +110,10 @@ def check_mappings(network: Network, accelerator: Accelerator, mappings: dict[st
         if bad:
             violations.append(f"layer {layer.name!r}: {', '.join(bad)}")
             continue
-        tiles = footprint(layer, mapping.tiling, accelerator.double_buffering)
-        held = {b.name: sum(tiles[op] for op in b.operands) / 8 for b in accelerator.buffers}
-        for b in accelerator.buffers:
-            if held[b.name] > b.capacity_bytes:
-                violations.append(
-                    f"layer {layer.name!r}: tiles need {held[b.name]:g} bytes of the {b.name} buffer "
-                    f"({b.capacity_bytes} bytes)"
-                )
+        held = _held(accelerator, footprint(layer, mapping.tiling, accelerator.double_buffering))
+        violations.extend(_overflows(accelerator, held, f"layer {layer.name!r}"))
         layers[layer.name] = CheckedLayer(traffic(layer, mapping), held)
+    violations.extend(f"layer {name!r} runs {count} times" for name, count in runs.items() if count > 1)
     unknown = sorted(set(mappings) - set(network.by_name))
     violations.extend(f"mapping for unknown layer {name!r}" for name in unknown)
-    return Check(layers, violations)
+    return Check(layers, checked_groups, violations)

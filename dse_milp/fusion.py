@@ -277,6 +277,22 @@ class GroupCandidates:
     def total_bits(self) -> np.ndarray:
         return self.traffic.sum(axis=1)
 
+    def traffic_front(self) -> GroupCandidates:
+        """The candidates not dominated in (traffic, footprint) alone, for objectives blind to
+        recomputed MACs: of candidates equal in both, the one with the fewest extra MACs."""
+        size = self.footprint.sum(axis=1)
+        order = np.lexsort((self.extra_macs.sum(axis=1), self.total_bits, size))  # _pareto breaks ties by position
+        flat = np.zeros(len(order), dtype=np.int64)
+        keep = order[_pareto(self.total_bits[order], size[order], flat, np.ones(len(order), dtype=bool))]
+        return GroupCandidates(
+            segment=self.segment,
+            mappings=tuple(self.mappings[k] for k in keep),
+            traffic=self.traffic[keep],
+            footprint=self.footprint[keep],
+            extra_macs=self.extra_macs[keep],
+            tiles=self.tiles[keep],
+        )
+
 
 def generate_group(segment: Segment, accelerator: Accelerator) -> GroupCandidates:
     """Every mapping of a fused group that fits the buffers and is not dominated in

@@ -1,9 +1,10 @@
-"""The main job: candidates for every layer, the MILP, a solver, a checked solution."""
+"""The main job: candidates for every layer and fused group, the MILP, a solver, a checked solution."""
 
 from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,24 +12,50 @@ import numpy as np
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, generate
 from dse_milp.check import check_mappings
-from dse_milp.cost import Objective, cost
+from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
 from dse_milp.errors import DseError, InfeasibleError, NoSolutionError
+from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, generate_group
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.traffic import Mapping, Traffic
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
-from formulations import MappingProblem, build_model, chosen_candidates, fix_stage
+from formulations import MappingProblem, build_model, chosen_candidates, chosen_groups, fix_stage
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """A fused group of the solution."""
+
+    segment: Segment
+    mapping: GroupMapping
+    cost: GroupCost
+    buffer_bytes: dict[str, float]
+    candidates: int
+    latency_cycles: float
+    energy_pj: float
+
+    @property
+    def dram_bytes(self) -> float:
+        return self.cost.traffic.total / 8
+
+    @property
+    def name(self) -> str:
+        return f"{self.segment.layers[0].name}..{self.segment.last.name}"
 
 
 @dataclass(frozen=True)
 class LayerResult:
     layer: Layer
-    mapping: Mapping
+    mapping: Mapping | None
+    """Its tiling and loop order when it runs alone; None inside a fused group."""
+    group: GroupResult | None
     traffic: Traffic
-    """Bits, by kind of transfer."""
+    """Bits, by kind of transfer (inside a group: the group's transfers charged to this layer)."""
     buffer_bytes: dict[str, float]
+    """Bytes of each buffer its tiles (or its group's) occupy."""
     candidates: int
-    latency_cycles: float
-    energy_pj: float
+    latency_cycles: float | None
+    """None inside a fused group (see the group)."""
+    energy_pj: float | None
 
     @property
     def dram_bytes(self) -> float:
@@ -43,6 +70,7 @@ class Solution:
     result: SolveResult
     """Status, objective and bound of the first objective."""
     layers: tuple[LayerResult, ...]
+    groups: tuple[GroupResult, ...]
     seconds: dict[str, float]
     """Wall time of each step: candidates, build, solve."""
 
@@ -56,11 +84,11 @@ class Solution:
 
     @property
     def latency_cycles(self) -> float:
-        return sum(layer.latency_cycles for layer in self.layers)
+        return sum(r.latency_cycles for r in (*self.layers, *self.groups) if r.latency_cycles is not None)
 
     @property
     def energy_pj(self) -> float:
-        return sum(layer.energy_pj for layer in self.layers)
+        return sum(r.energy_pj for r in (*self.layers, *self.groups) if r.energy_pj is not None)
 
 
 def compulsory_bytes(network: Network) -> float:
@@ -72,26 +100,56 @@ def compulsory_bytes(network: Network) -> float:
     return bits / 8
 
 
-def lexicographic(objective: Objective) -> tuple[Objective, ...]:
-    """The objective and its tie-breakers: equal latencies are settled by least traffic.
+def lexicographic(objectives: Sequence[Objective]) -> tuple[Objective, ...]:
+    """The objectives in order, and a tie-breaker: equal latencies are settled by least traffic.
 
-    (DRAM bytes and energy have no ties to settle: every candidate of a layer has
-    a different traffic, and energy grows strictly with it.)
+    (DRAM bytes and energy have no systematic ties: the candidates of a layer or
+    group that cost the same are reduced to one, in the stated order.)
     """
-    return (objective, Objective.DRAM) if objective is Objective.LATENCY else (objective,)
+    order = list(dict.fromkeys(objectives))
+    if order[-1] is Objective.LATENCY:
+        order.append(Objective.DRAM)
+    return tuple(order)
 
 
-def build_problem(network: Network, accelerator: Accelerator, objectives: tuple[Objective, ...]) -> MappingProblem:
-    """Generate every layer's candidates; raise InfeasibleError naming each layer that fits none."""
+def segments(network: Network, longest: int) -> list[Segment]:
+    """Every group of 2 to ``longest`` consecutive layers that can run fused."""
+    n = len(network.layers)
+    return [
+        Segment(network, start, stop)
+        for start in range(n)
+        for stop in range(start + 2, min(start + longest, n) + 1)
+        if fusible(network, start, stop)
+    ]
+
+
+def build_problem(
+    network: Network, accelerator: Accelerator, objectives: tuple[Objective, ...], fusion: int = 0
+) -> MappingProblem:
+    """Generate the candidates of every layer, and of every group of up to ``fusion`` layers
+    that can run fused; raise InfeasibleError naming each layer that fits nowhere.
+
+    Group candidates differ in traffic, footprint and recomputed MACs; when only
+    traffic is minimised, those equal in traffic and footprint are reduced to
+    the one with the fewest extra MACs.
+    """
     candidates = {layer.name: generate(layer, accelerator) for layer in network.layers}
-    problems = [
+    groups = {}
+    for segment in segments(network, fusion):
+        cands = generate_group(segment, accelerator)
+        if objectives == (Objective.DRAM,):
+            cands = cands.traffic_front()
+        if len(cands):
+            groups[segment.layers[0].name, segment.last.name] = cands
+    problem = MappingProblem(network, accelerator, candidates, objectives, groups)
+    stuck = [
         _does_not_fit(network.by_name[name], cands.smallest_footprint, accelerator)
         for name, cands in candidates.items()
-        if len(cands) == 0
+        if len(cands) == 0 and not problem.covering(name)
     ]
-    if problems:
-        raise InfeasibleError(problems)
-    return MappingProblem(network, accelerator, candidates, objectives)
+    if stuck:
+        raise InfeasibleError(stuck)
+    return problem
 
 
 def _does_not_fit(layer: Layer, smallest: np.ndarray, accelerator: Accelerator) -> str:
@@ -110,18 +168,24 @@ def _does_not_fit(layer: Layer, smallest: np.ndarray, accelerator: Accelerator) 
 def solve(
     network: Network,
     accelerator: Accelerator,
-    objective: Objective = Objective.DRAM,
+    objective: Objective | Sequence[Objective] = Objective.DRAM,
     solver: str = DEFAULT,
     options: SolverOptions | None = None,
+    fusion: int = 0,
 ) -> Solution:
-    """The proven-optimal mapping of every layer (or the best found within the time limit)."""
+    """The proven-optimal mapping of every layer (or the best found within the time limit).
+
+    ``objective`` may list several objectives, minimised lexicographically.
+    ``fusion`` is the most layers one fused group may hold; 0 or 1 runs every
+    layer alone.
+    """
     options = options or SolverOptions()
     backend = get_backend(solver)
-    objectives = lexicographic(objective)
+    objectives = lexicographic([objective] if isinstance(objective, Objective) else objective)
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    problem = build_problem(network, accelerator, objectives)
+    problem = build_problem(network, accelerator, objectives, fusion)
     seconds["candidates"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -131,32 +195,76 @@ def solve(
     start = time.perf_counter()
     result = backend.solve(model, options)
     if result.status is Status.INFEASIBLE:
-        raise InfeasibleError(["the mapping program is infeasible"])
+        alone = [name for name, cands in problem.candidates.items() if len(cands) == 0]
+        reason = f": no set of fused groups covers the layers that fit no mapping alone, {alone}" if alone else ""
+        raise InfeasibleError([f"the mapping program is infeasible{reason}"])
     if result.status is Status.NO_SOLUTION:
         raise NoSolutionError(f"{solver} stopped after {result.seconds:.1f} s without a solution")
     if not result.has_solution:
         raise DseError(f"{solver} failed ({result.status})")
-    chosen = chosen_candidates(model)
+    chosen, fused = chosen_candidates(model), chosen_groups(model)
     for measure, tie_break in itertools.pairwise(objectives):
         fix_stage(model, measure.value, float(model.total[measure.value]()), tie_break.value)
         if backend.solve(model, options).has_solution:
-            chosen = chosen_candidates(model)
+            chosen, fused = chosen_candidates(model), chosen_groups(model)
     seconds["solve"] = time.perf_counter() - start
 
-    layers = _layer_results(problem, chosen)
-    primary = sum(cost(objective, r.layer, accelerator, r.dram_bytes).item() for r in layers)
-    result = SolveResult(result.status, primary, result.bound, seconds["solve"], result.solver, result.version)
-    return Solution(network, accelerator, objectives, result, layers, seconds)
+    layers, groups = _results(problem, chosen, fused)
+    primary = Solution(network, accelerator, objectives, result, layers, groups, seconds)
+    value = {
+        Objective.DRAM: primary.dram_bytes,
+        Objective.LATENCY: primary.latency_cycles,
+        Objective.ENERGY: primary.energy_pj,
+    }[objectives[0]]
+    result = SolveResult(result.status, value, result.bound, seconds["solve"], result.solver, result.version)
+    return Solution(network, accelerator, objectives, result, layers, groups, seconds)
 
 
-def _layer_results(problem: MappingProblem, chosen: dict[str, int]) -> tuple[LayerResult, ...]:
+def _results(
+    problem: MappingProblem, chosen: dict[str, int], fused: dict[tuple[str, str], int]
+) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """The chosen mappings, re-evaluated by the independent checker."""
+    acc = problem.accelerator
     mappings = {name: problem.candidates[name].mapping(k) for name, k in chosen.items()}
-    check = check_mappings(problem.network, problem.accelerator, mappings)
+    group_mappings = {key: problem.groups[key].mappings[k] for key, k in fused.items()}
+    check = check_mappings(problem.network, acc, mappings, group_mappings)
     if check.violations:
         raise DseError("internal error: the solution fails its check: " + "; ".join(check.violations))
+
+    groups: dict[str, GroupResult] = {}
+    for key, k in fused.items():
+        checked, cands = check.groups[key], problem.groups[key]
+        if checked.cost.traffic.total != int(cands.total_bits[k]):
+            raise DseError(f"internal error: group {key}: closed form and candidate traffic differ")
+        layers = checked.segment.layers
+        macs = sum(layer.macs + checked.cost.extra_macs[layer.name] for layer in layers)
+        operand_bytes = sum(
+            (layer.macs + checked.cost.extra_macs[layer.name]) * operand_bytes_per_mac(layer) for layer in layers
+        )
+        dram = checked.cost.traffic.total / 8
+        result = GroupResult(
+            segment=checked.segment,
+            mapping=group_mappings[key],
+            cost=checked.cost,
+            buffer_bytes=checked.buffer_bytes,
+            candidates=len(cands),
+            latency_cycles=cost_of(Objective.LATENCY, acc, dram, macs, operand_bytes).item(),
+            energy_pj=cost_of(Objective.ENERGY, acc, dram, macs, operand_bytes).item(),
+        )
+        for layer in layers:
+            groups[layer.name] = result
+
     results = []
     for layer in problem.network.layers:
+        group = groups.get(layer.name)
+        if group is not None:
+            results.append(
+                LayerResult(
+                    layer, None, group, group.cost.by_layer[layer.name], group.buffer_bytes,
+                    len(problem.candidates[layer.name]), None, None,
+                )
+            )  # fmt: skip
+            continue
         cands, k = problem.candidates[layer.name], chosen[layer.name]
         checked = check.layers[layer.name]
         if checked.traffic.total != int(cands.total_bits[k]):
@@ -166,11 +274,13 @@ def _layer_results(problem: MappingProblem, chosen: dict[str, int]) -> tuple[Lay
             LayerResult(
                 layer=layer,
                 mapping=mappings[layer.name],
+                group=None,
                 traffic=checked.traffic,
                 buffer_bytes=checked.buffer_bytes,
                 candidates=len(cands),
-                latency_cycles=cost(Objective.LATENCY, layer, problem.accelerator, dram).item(),
-                energy_pj=cost(Objective.ENERGY, layer, problem.accelerator, dram).item(),
+                latency_cycles=cost(Objective.LATENCY, layer, acc, dram).item(),
+                energy_pj=cost(Objective.ENERGY, layer, acc, dram).item(),
             )
         )
-    return tuple(results)
+    distinct = {id(group): group for group in groups.values()}  # in network order
+    return tuple(results), tuple(distinct.values())

@@ -1,12 +1,12 @@
 """MILP builders: pure functions from a problem description to a Pyomo model.
 
 ``build_model(problem)`` assembles the mapping program from one module per
-constraint family (selection, capacity, objective); it neither solves, reads
+constraint family (fusion, selection, capacity, objective); it neither solves, reads
 files nor prints.
 """
 
-from formulations.model import build_model, chosen_candidates
+from formulations.model import build_model, chosen_candidates, chosen_groups
 from formulations.objective import fix_stage
 from formulations.problem import MappingProblem
 
-__all__ = ["MappingProblem", "build_model", "chosen_candidates", "fix_stage"]
+__all__ = ["MappingProblem", "build_model", "chosen_candidates", "chosen_groups", "fix_stage"]

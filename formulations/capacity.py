@@ -17,7 +17,7 @@ def add_capacity(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
     uses the buffer are left out.
     """
     capacity = {b.name: b.capacity_bytes for b in problem.accelerator.buffers}
-    usage = {layer: problem.buffer_bytes(layer) for layer in m.layers}
+    usage = {layer: problem.buffer_bytes(problem.candidates[layer].footprint) for layer in m.layers}
 
     @m.Constraint(m.layers, m.buffers, doc="the chosen mapping's tiles fit each buffer")
     def buffer_capacity(m: pyo.ConcreteModel, layer: str, buffer: str) -> pyo.Expression:

@@ -2,36 +2,53 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, Candidates
-from dse_milp.cost import Objective, cost
+from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
+from dse_milp.fusion import GroupCandidates
 from dse_milp.workload import Network
+
+GroupKey = tuple[str, str]
+"""A fused group, by its first and last layer."""
 
 
 @dataclass(frozen=True)
 class MappingProblem:
-    """A network on an accelerator, with each layer's candidate mappings and an objective."""
+    """A network on an accelerator, with each layer's (and fused group's) candidate mappings."""
 
     network: Network
     accelerator: Accelerator
     candidates: dict[str, Candidates]
-    """Candidate mappings by layer name."""
+    """Candidate mappings of each layer run on its own, by layer name."""
     objectives: tuple[Objective, ...]
     """Lexicographic: the first is minimised, the next breaks its ties, and so on."""
+    groups: dict[GroupKey, GroupCandidates] = field(default_factory=dict)
+    """Candidate mappings of each group of layers that may run fused (none: no fusion)."""
 
     def cost(self, objective: Objective, layer: str) -> np.ndarray:
         """The cost of each candidate of ``layer`` under ``objective``."""
         cands = self.candidates[layer]
         return cost(objective, cands.layer, self.accelerator, cands.total_bits / 8)
 
-    def buffer_bytes(self, layer: str) -> dict[str, np.ndarray]:
-        """Bytes each candidate of ``layer`` occupies in each buffer."""
-        footprint = self.candidates[layer].footprint
+    def group_cost(self, objective: Objective, group: GroupKey) -> np.ndarray:
+        """The cost of each candidate of a fused group, halo recomputation included."""
+        cands = self.groups[group]
+        layers = cands.segment.layers
+        macs = np.array([layer.macs for layer in layers]) + cands.extra_macs
+        operand_bytes = macs @ np.array([operand_bytes_per_mac(layer) for layer in layers])
+        return cost_of(objective, self.accelerator, cands.total_bits / 8, macs.sum(axis=1), operand_bytes)
+
+    def buffer_bytes(self, footprint: np.ndarray) -> dict[str, np.ndarray]:
+        """Bytes each candidate (rows of a (k, 3) per-operand ``footprint`` in bits) occupies in each buffer."""
         return {
             b.name: footprint[:, [OPERANDS.index(op) for op in b.operands]].sum(axis=1) / 8
             for b in self.accelerator.buffers
         }
+
+    def covering(self, layer: str) -> list[GroupKey]:
+        """The fused groups that contain ``layer``."""
+        return [key for key, cands in self.groups.items() if layer in cands.segment.names]

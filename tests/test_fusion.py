@@ -9,12 +9,16 @@ import numpy as np
 import pytest
 
 from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
-from dse_milp.candidates import TRAFFIC_FIELDS
+from dse_milp.candidates import TRAFFIC_FIELDS, generate
+from dse_milp.cost import Objective
 from dse_milp.fusion import GroupMapping, Segment, fusible, generate_group, group_cost, residency_choices
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
+from dse_milp.solve import build_problem, solve
+from dse_milp.solvers import Status
 from dse_milp.workload import Network
-from tests.layers import random_network_spec
+from tests.brute_force import best_fused_network_cost
+from tests.layers import TINY_NETWORK, random_network_spec
 
 ENERGY = Energy(20.0, 0.6, 0.2)
 
@@ -114,3 +118,50 @@ def test_group_candidates_equal_exhaustive_search(separate: bool):
             for a, b in itertools.permutations(range(len(points)), 2):
                 assert not (np.all(points[a] <= points[b]) and np.any(points[a] < points[b]))
     assert compared > 30
+
+
+def random_fusion_instance(seed: int) -> tuple[Network, Accelerator]:
+    """A random tiny chain or DAG (residual adds) and a buffer where some layers fit only alone."""
+    rng = random.Random(seed)
+    network = parse_network(random_network_spec(rng, rng.randint(2, 5)), f"random-{seed}")
+    roomy = Accelerator("roomy", unified_buffer(10**6), False, 4.0, 100.0, 8, ENERGY)
+    need = max(generate(layer, roomy).smallest_footprint.sum() / 8 for layer in network.layers)
+    capacity = int(need * rng.uniform(1.0, 6.0)) + 1
+    double = rng.random() < 0.3
+    buffers = separate_buffers(capacity, capacity, capacity) if rng.random() < 0.3 else unified_buffer(capacity)
+    return network, Accelerator("random", buffers, double, 4.0, 100.0, rng.choice([1, 8]), ENERGY)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_joint_optimum_equals_brute_force_over_segmentations(seed: int):
+    network, accelerator = random_fusion_instance(seed)
+    objective = [Objective.DRAM, Objective.DRAM, Objective.ENERGY, Objective.LATENCY][seed % 4]
+    expected = best_fused_network_cost(network, accelerator, objective, longest=4)
+    for solver in ("highs", "ortools-scip"):
+        solution = solve(network, accelerator, objective, solver, fusion=4)
+        assert solution.result.status is Status.OPTIMAL
+        assert solution.result.objective == pytest.approx(expected, rel=1e-9), solver
+
+
+def test_fusion_helps_on_some_random_instances():
+    """The brute-force comparison above is not vacuous: fused groups win somewhere."""
+    wins = 0
+    for seed in range(40):
+        network, accelerator = random_fusion_instance(seed)
+        wins += len(solve(network, accelerator, fusion=4).groups) > 0
+    assert wins >= 5
+
+
+def test_fusion_off_or_impossible_is_the_core_program():
+    network = parse_network(TINY_NETWORK)
+    roomy = Accelerator("roomy", unified_buffer(10**6), False, 4.0, 100.0, 8, ENERGY)
+    tight = max(generate(layer, roomy).smallest_footprint.sum() // 8 for layer in network.layers)
+    small = Accelerator("small", unified_buffer(int(tight)), False, 4.0, 100.0, 8, ENERGY)
+    assert not build_problem(network, small, (Objective.DRAM,), fusion=4).groups  # no group fits
+    core = solve(network, small)
+    for fusion in (0, 1, 4):
+        fused = solve(network, small, fusion=fusion)
+        assert [r.mapping for r in fused.layers] == [r.mapping for r in core.layers]
+        assert fused.dram_bytes == core.dram_bytes and not fused.groups
+    roomy_core, roomy_fused = solve(network, roomy), solve(network, roomy, fusion=0)
+    assert [r.mapping for r in roomy_fused.layers] == [r.mapping for r in roomy_core.layers]

@@ -1,4 +1,10 @@
-"""HiGHS through highspy: the default backend."""
+"""HiGHS through highspy: the default backend.
+
+It solves the LP relaxation first: when its optimal vertex is integral it is
+the proven optimum (its objective is a lower bound attained by an integer
+point), and branch and bound is skipped. The mapping programs are interval
+partitions with per-group knapsack rows, whose relaxations are often integral.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +49,20 @@ class HighsBackend:
         lp.row_lower_, lp.row_upper_ = form.row_lower, form.row_upper
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = form.row_start, form.column, form.value
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous for i in form.integer
-        ]
         h.passModel(lp)
         h.run()
+        relaxed = np.asarray(h.getSolution().col_value)
+        integral = h.getModelStatus() == highspy.HighsModelStatus.kOptimal and np.all(
+            np.abs(relaxed[form.integer] - np.round(relaxed[form.integer])) <= 1e-9
+        )
+        if form.integer.any() and not integral:
+            kinds = highspy.HighsVarType
+            h.changeColsIntegrality(
+                len(form.variables),
+                np.arange(len(form.variables), dtype=np.int32),
+                np.array([kinds.kInteger if i else kinds.kContinuous for i in form.integer]),
+            )
+            h.run()
 
         model_status = h.getModelStatus()
         info = h.getInfo()
@@ -65,5 +80,5 @@ class HighsBackend:
         if status in (Status.OPTIMAL, Status.FEASIBLE):
             form.load(np.asarray(h.getSolution().col_value))
             objective = info.objective_function_value
-            bound = info.mip_dual_bound if form.integer.any() else objective
+            bound = info.mip_dual_bound if form.integer.any() and not integral else objective
         return SolveResult(status, objective, bound, time.perf_counter() - start, self.name, self.version())
