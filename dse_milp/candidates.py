@@ -49,7 +49,7 @@ class LoopOptions:
     """Input rows (or columns, or channels) of the largest tile."""
 
 
-def _non_dominated(points: np.ndarray) -> np.ndarray:
+def non_dominated(points: np.ndarray) -> np.ndarray:
     """Mask of the rows of ``points`` that no other row beats (all columns minimised).
 
     Of several identical rows only the first is kept.
@@ -77,7 +77,7 @@ def spatial_options(extent: int, kernel: int, stride: int, pad: int, size: int) 
     tile = np.arange(1, extent + 1)
     trips = -(-extent // tile)
     stats = np.array([halo_stats(extent, int(t), kernel, stride, pad, size) for t in tile])
-    keep = _non_dominated(np.column_stack([trips, stats, tile]))
+    keep = non_dominated(np.column_stack([trips, stats, tile]))
     return LoopOptions(tile[keep], trips[keep], stats[keep, 0], stats[keep, 1])
 
 
@@ -114,6 +114,26 @@ class Candidates:
 
     def mapping(self, i: int) -> Mapping:
         return Mapping(Tiling(*(int(t) for t in self.tiles[i])), self.orders[i])
+
+
+def fits_buffers(footprint: np.ndarray, accelerator: Accelerator) -> np.ndarray:
+    """Which rows of a (k, 3) per-operand ``footprint`` (bits) fit every buffer."""
+    fits = np.ones(len(footprint), dtype=bool)
+    for buffer in accelerator.buffers:
+        fits &= footprint[:, [OPERANDS.index(op) for op in buffer.operands]].sum(axis=1) <= 8 * buffer.capacity_bytes
+    return fits
+
+
+def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *ties: np.ndarray) -> np.ndarray:
+    """Indices of the allowed points not dominated in (traffic, size), by increasing size.
+
+    Of points equal in both, the first by ``ties`` (arrays compared in order), then
+    by index, is kept.
+    """
+    index = np.flatnonzero(allowed)
+    index = index[np.lexsort((index, *(t[index] for t in reversed(ties)), traffic[index], size[index]))]
+    best_before = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], traffic[index]]))[:-1]
+    return index[traffic[index] < best_before]
 
 
 def _traffic_parts(layer: Layer, trips: dict[str, np.ndarray], reads: dict[str, np.ndarray]) -> list[tuple]:
@@ -177,15 +197,11 @@ def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
         fits &= sum(per_operand[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
 
     # Keep the fitting points not dominated in (traffic, footprint).
-    total, size = total.ravel(), size.ravel()
-    index = np.flatnonzero(fits.ravel())
-    index = index[np.lexsort((index, total[index], size[index]))]
-    best_before = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], total[index]]))[:-1]
-    index = index[total[index] < best_before]
+    index = traffic_front(total.ravel(), size.ravel(), fits.ravel())
 
     # Their loop orders and traffic by kind, and the mapping of least footprint.
     grid = tuple(len(options[d].tile) for d in "mnrc")
-    pick = np.unravel_index(np.append(index, np.argmin(size)), grid)
+    pick = np.unravel_index(np.append(index, np.argmin(size.ravel())), grid)
     trips, tile = values("trips", pick), values("tile", pick)
     parts = _traffic_parts(layer, trips, values("reads", pick))
     order = np.argmin(np.stack([np.broadcast_to(sum(p), len(pick[0])) for p in parts]), axis=0)

@@ -46,6 +46,16 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
+def _objectives(text: str) -> tuple:
+    from dse_milp.cost import Objective
+
+    names = [name.strip() for name in text.split(",")]
+    unknown = [name for name in names if name not in {o.value for o in Objective}]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"must be dram, energy or latency (or a list of them), got {text!r}")
+    return tuple(Objective(name) for name in names)
+
+
 def _gap(text: str) -> float:
     try:
         value = float(text)
@@ -73,7 +83,17 @@ def parser() -> argparse.ArgumentParser:
         help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
     )  # fmt: skip
     solve.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
-    solve.add_argument("--objective", choices=[o.value for o in Objective], default=Objective.DRAM.value)
+    solve.add_argument(
+        "--objective",
+        type=_objectives,
+        default=(Objective.DRAM,),
+        metavar="{dram,energy,latency}[,...]",
+        help="what to minimise; a comma-separated list is lexicographic, e.g. dram,latency (default dram)",
+    )
+    solve.add_argument(
+        "--fusion", type=_positive(int), default=0, metavar="N",
+        help="let up to N consecutive layers run as one fused group (default: no fusion)",
+    )  # fmt: skip
     solve.add_argument("--solver", choices=list(BACKENDS), default=DEFAULT)
     solve.add_argument("--time-limit", type=_positive(float), default=None, metavar="SECONDS")
     solve.add_argument("--mip-gap", type=_gap, default=0.0, help="relative gap to stop at (default 0: proven optimum)")
@@ -97,7 +117,6 @@ def _instance_paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def run_solve(args: argparse.Namespace, console: Console) -> int:
-    from dse_milp.cost import Objective
     from dse_milp.report import print_solution, solution_record
     from dse_milp.solve import solve
     from dse_milp.solvers import SolverOptions
@@ -119,7 +138,7 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
     if args.out is not None and not (args.out.parent.is_dir() and os.access(args.out.parent, os.W_OK)):
         raise InputError([f"--out: cannot write {str(args.out)!r} (no writable folder {str(args.out.parent)!r})"])
     options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
-    solution = solve(network, accelerator, Objective(args.objective), args.solver, options)
+    solution = solve(network, accelerator, args.objective, args.solver, options, fusion=args.fusion)
     print_solution(solution, console, table=not args.quiet)
     if args.out is not None:
         try:

@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
-from dse_milp.candidates import OPERANDS
+from dse_milp.candidates import fits_buffers, non_dominated, traffic_front
 from dse_milp.traffic import Traffic, tile_bounds
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Operand, Shape
 
@@ -242,18 +242,8 @@ def _axis_options(segment: Segment, tensors: tuple[str, ...], axis: int) -> _Axi
             held[i] += sizes
             largest[i] = np.maximum(largest[i], sizes)
     trips = -(-extent // tile)
-    keep = _non_dominated(np.column_stack([trips, held, largest, tile]))
+    keep = non_dominated(np.column_stack([trips, held, largest, tile]))
     return _AxisOptions(tile[keep], trips[keep], held[keep], largest[keep])
-
-
-def _non_dominated(points: np.ndarray) -> np.ndarray:
-    """Mask of the rows no other row beats in every column (of identical rows, the first)."""
-    keep = np.ones(len(points), dtype=bool)
-    for i, p in enumerate(points):
-        no_worse = np.all(points <= p, axis=1)
-        better = np.any(points < p, axis=1) | (np.arange(len(points)) < i)
-        keep[i] = not np.any(no_worse & better)
-    return keep
 
 
 @dataclass(frozen=True)
@@ -277,26 +267,11 @@ class GroupCandidates:
     def total_bits(self) -> np.ndarray:
         return self.traffic.sum(axis=1)
 
-    def traffic_front(self) -> GroupCandidates:
-        """The candidates not dominated in (traffic, footprint) alone, for objectives blind to
-        recomputed MACs: of candidates equal in both, the one with the fewest extra MACs."""
-        size = self.footprint.sum(axis=1)
-        order = np.lexsort((self.extra_macs.sum(axis=1), self.total_bits, size))  # _pareto breaks ties by position
-        flat = np.zeros(len(order), dtype=np.int64)
-        keep = order[_pareto(self.total_bits[order], size[order], flat, np.ones(len(order), dtype=bool))]
-        return GroupCandidates(
-            segment=self.segment,
-            mappings=tuple(self.mappings[k] for k in keep),
-            traffic=self.traffic[keep],
-            footprint=self.footprint[keep],
-            extra_macs=self.extra_macs[keep],
-            tiles=self.tiles[keep],
-        )
 
-
-def generate_group(segment: Segment, accelerator: Accelerator) -> GroupCandidates:
+def generate_group(segment: Segment, accelerator: Accelerator, count_macs: bool = True) -> GroupCandidates:
     """Every mapping of a fused group that fits the buffers and is not dominated in
-    (traffic, footprint, extra MACs).
+    (traffic, footprint, extra MACs), or with ``count_macs`` false (for objectives
+    blind to compute) in (traffic, footprint), the fewest extra MACs winning ties.
 
     Tile sizes along each axis are all integers from 1 to the last output's
     extent, less those dominated along that axis; every subset of resident
@@ -354,11 +329,11 @@ def generate_group(segment: Segment, accelerator: Accelerator) -> GroupCandidate
     count = len(segment.layers)
     extra = np.broadcast_to(extra_by_layer[:, :, None, :], (*shape, count)).reshape(-1, count)
 
-    fits = np.ones(len(footprint), dtype=bool)
-    for buffer in accelerator.buffers:
-        held = [OPERANDS.index(op) for op in buffer.operands]
-        fits &= footprint[:, held].sum(axis=1) <= 8 * buffer.capacity_bytes
-    keep = _pareto(traffic.sum(axis=1), footprint.sum(axis=1), extra.sum(axis=1), fits)
+    fits = fits_buffers(footprint, accelerator)
+    if count_macs:
+        keep = _pareto(traffic.sum(axis=1), footprint.sum(axis=1), extra.sum(axis=1), fits)
+    else:
+        keep = traffic_front(traffic.sum(axis=1), footprint.sum(axis=1), fits, extra.sum(axis=1))
     i, j, s = np.unravel_index(keep, shape)
     return GroupCandidates(
         segment=segment,

@@ -7,7 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dse_milp.solve import LayerResult, Solution
+from dse_milp.solve import GroupResult, LayerResult, Solution
+from dse_milp.traffic import Traffic
 
 
 def _number(value: float) -> int | float:
@@ -19,8 +20,19 @@ def _pair(a: int, b: int) -> int | list[int]:
     return a if a == b else [a, b]
 
 
-def layer_record(result: LayerResult, total_bytes: float) -> dict[str, Any]:
-    layer, t = result.layer, result.traffic
+def _traffic_record(t: Traffic) -> dict[str, int | float]:
+    return {
+        "input_read": _number(t.input_read / 8),
+        "weight_read": _number(t.weight_read / 8),
+        "output_write": _number(t.output_write / 8),
+        "psum_read": _number(t.psum_read / 8),
+        "psum_write": _number(t.psum_write / 8),
+        "total": _number(t.total / 8),
+    }
+
+
+def layer_record(result: LayerResult, total_bytes: float, group: int | None) -> dict[str, Any]:
+    layer, mapping = result.layer, result.mapping
     return {
         "name": layer.name,
         "kind": layer.kind.value,
@@ -28,18 +40,12 @@ def layer_record(result: LayerResult, total_bytes: float) -> dict[str, Any]:
             "m": layer.m, "n": layer.n, "r": layer.r, "c": layer.c, "kh": layer.kh, "kw": layer.kw,
             "stride": _pair(layer.sh, layer.sw), "padding": _pair(layer.ph, layer.pw), "groups": layer.groups,
         },
-        "tiles": result.mapping.tiling.as_dict(),
-        "order": result.mapping.order,
+        "group": group,
+        "tiles": None if mapping is None else mapping.tiling.as_dict(),
+        "order": None if mapping is None else mapping.order,
         "footprint_bytes": _number(sum(result.buffer_bytes.values())),
         "buffer_bytes": {name: _number(v) for name, v in result.buffer_bytes.items()},
-        "dram_bytes": {
-            "input_read": _number(t.input_read / 8),
-            "weight_read": _number(t.weight_read / 8),
-            "output_write": _number(t.output_write / 8),
-            "psum_read": _number(t.psum_read / 8),
-            "psum_write": _number(t.psum_write / 8),
-            "total": _number(t.total / 8),
-        },
+        "dram_bytes": _traffic_record(result.traffic),
         "share": result.dram_bytes / total_bytes if total_bytes else 0.0,
         "latency_cycles": result.latency_cycles,
         "energy_pj": result.energy_pj,
@@ -47,10 +53,29 @@ def layer_record(result: LayerResult, total_bytes: float) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def group_record(group: GroupResult, total_bytes: float) -> dict[str, Any]:
+    return {
+        "layers": [layer.name for layer in group.segment.layers],
+        "tile": {"rows": group.mapping.rows, "cols": group.mapping.cols},
+        "tiles": group.cost.tiles,
+        "resident_weights": [layer.name for layer in group.segment.layers if layer.name in group.mapping.resident],
+        "reads": list(group.segment.externals),
+        "footprint_bytes": _number(sum(group.buffer_bytes.values())),
+        "buffer_bytes": {name: _number(v) for name, v in group.buffer_bytes.items()},
+        "dram_bytes": _traffic_record(group.cost.traffic),
+        "share": group.dram_bytes / total_bytes if total_bytes else 0.0,
+        "extra_macs": sum(group.cost.extra_macs.values()),
+        "latency_cycles": group.latency_cycles,
+        "energy_pj": group.energy_pj,
+        "candidates": group.candidates,
+    }
+
+
 def solution_record(solution: Solution) -> dict[str, Any]:
     """The JSON result (keys documented in README.md)."""
     r = solution.result
     total = solution.dram_bytes
+    index = {id(group): i for i, group in enumerate(solution.groups)}
     return {
         "network": solution.network.name,
         "accelerator": solution.accelerator.name,
@@ -72,7 +97,11 @@ def solution_record(solution: Solution) -> dict[str, Any]:
             "energy_pj": solution.energy_pj,
             "macs": solution.network.macs,
         },
-        "layers": [layer_record(layer, total) for layer in solution.layers],
+        "layers": [
+            layer_record(layer, total, None if layer.group is None else index[id(layer.group)])
+            for layer in solution.layers
+        ],
+        "groups": [group_record(group, total) for group in solution.groups],
     }
 
 
@@ -94,16 +123,21 @@ def layer_table(solution: Solution) -> Table:
     table = Table(title=f"{solution.network.name} on {solution.accelerator.name}", title_justify="left")
     for column in ("layer", "kind", "tiles m,n,r,c", "order", "footprint", "input", "weight", "output", "psum"):
         table.add_column(column, justify="left" if column in ("layer", "kind", "order") else "right")
+    index = {id(group): i for i, group in enumerate(solution.groups)}
     table.add_column("total", justify="right")
     table.add_column("share", justify="right")
     for layer in solution.layers:
         t = layer.traffic
-        tiles = layer.mapping.tiling
+        if layer.mapping is None:
+            tiles, order = "-", f"group {index[id(layer.group)]}"
+        else:
+            tiling = layer.mapping.tiling
+            tiles, order = f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}", layer.mapping.order
         table.add_row(
             layer.layer.name,
             layer.layer.kind.value,
-            f"{tiles.m},{tiles.n},{tiles.r},{tiles.c}",
-            layer.mapping.order,
+            tiles,
+            order,
             human_bytes(sum(layer.buffer_bytes.values())),
             human_bytes(t.input_read / 8),
             human_bytes(t.weight_read / 8),
@@ -111,6 +145,30 @@ def layer_table(solution: Solution) -> Table:
             human_bytes((t.psum_read + t.psum_write) / 8),
             human_bytes(layer.dram_bytes),
             f"{100 * layer.dram_bytes / total:.1f}%" if total else "-",
+        )
+    return table
+
+
+def group_table(solution: Solution) -> Table:
+    total = solution.dram_bytes
+    table = Table(title="fused groups (each runs tile by tile over its last layer's output)", title_justify="left")
+    for column in ("group", "layers", "tile rows x cols", "tiles", "resident weights", "reads from DRAM"):
+        table.add_column(column, justify="right" if column in ("group", "tiles") else "left")
+    for column in ("footprint", "DRAM", "share", "extra MACs"):
+        table.add_column(column, justify="right")
+    for i, group in enumerate(solution.groups):
+        layers = group.segment.layers
+        table.add_row(
+            str(i),
+            ", ".join(layer.name for layer in layers),
+            f"{group.mapping.rows} x {group.mapping.cols}",
+            str(group.cost.tiles),
+            ", ".join(layer.name for layer in layers if layer.name in group.mapping.resident) or "-",
+            ", ".join(group.segment.externals),
+            human_bytes(sum(group.buffer_bytes.values())),
+            human_bytes(group.dram_bytes),
+            f"{100 * group.dram_bytes / total:.1f}%" if total else "-",
+            f"{sum(group.cost.extra_macs.values()):,}",
         )
     return table
 
@@ -143,4 +201,6 @@ def print_solution(solution: Solution, console: Console, table: bool = True) -> 
     """The per-layer table (unless ``table`` is false), then totals and the solver's verdict."""
     if table:
         console.print(layer_table(solution))
+        if solution.groups:
+            console.print(group_table(solution))
     print_summary(solution, console)

@@ -107,7 +107,7 @@ def lexicographic(objectives: Sequence[Objective]) -> tuple[Objective, ...]:
     group that cost the same are reduced to one, in the stated order.)
     """
     order = list(dict.fromkeys(objectives))
-    if order[-1] is Objective.LATENCY:
+    if order[-1] is Objective.LATENCY and Objective.DRAM not in order:
         order.append(Objective.DRAM)
     return tuple(order)
 
@@ -136,9 +136,7 @@ def build_problem(
     candidates = {layer.name: generate(layer, accelerator) for layer in network.layers}
     groups = {}
     for segment in segments(network, fusion):
-        cands = generate_group(segment, accelerator)
-        if objectives == (Objective.DRAM,):
-            cands = cands.traffic_front()
+        cands = generate_group(segment, accelerator, count_macs=objectives != (Objective.DRAM,))
         if len(cands):
             groups[segment.layers[0].name, segment.last.name] = cands
     problem = MappingProblem(network, accelerator, candidates, objectives, groups)

@@ -350,3 +350,37 @@ def test_subprocess_bad_input_has_no_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr == f"error: {path}: layers[0].out_channels: must be >= 1, got -4\n"
     assert proc.stdout == ""
+
+
+# --------------------------------------------------------------------------- fusion and lexicographic objectives
+
+
+def test_fusion_result(tmp_path, result):
+    fused = solve(tmp_path, str(NETWORK), str(ACCELERATOR), "--fusion", "6")
+    assert fused["groups"], "ResNet-8 in 32 KiB gains from fusion"
+    assert fused["totals"]["dram_bytes"] < result["totals"]["dram_bytes"]
+    covered = [name for group in fused["groups"] for name in group["layers"]]
+    assert len(covered) == len(set(covered))
+    for i, group in enumerate(fused["groups"]):
+        assert group["footprint_bytes"] <= 32 * 1024
+        assert set(group["resident_weights"]) <= set(group["layers"])
+        members = [layer for layer in fused["layers"] if layer["group"] == i]
+        assert [layer["name"] for layer in members] == group["layers"]
+        assert all(layer["tiles"] is None and layer["order"] is None for layer in members)
+        assert sum(layer["dram_bytes"]["total"] for layer in members) == group["dram_bytes"]["total"]
+    alone = [layer for layer in fused["layers"] if layer["group"] is None]
+    assert all(set(layer["order"]) == set("mnrc") for layer in alone)
+    assert sum(layer["dram_bytes"]["total"] for layer in fused["layers"]) == fused["totals"]["dram_bytes"]
+
+
+def test_lexicographic_objective_keeps_the_least_traffic(tmp_path, result):
+    lexi = solve(tmp_path, str(NETWORK), str(ACCELERATOR), "--objective", "dram,latency")
+    assert lexi["objective"] == "dram" and lexi["tie_breakers"] == ["latency"]
+    assert lexi["totals"]["dram_bytes"] == result["totals"]["dram_bytes"]
+    assert lexi["totals"]["latency_cycles"] <= result["totals"]["latency_cycles"]
+
+
+def test_unknown_objective_in_a_list(capsys):
+    assert main(["solve", str(NETWORK), str(ACCELERATOR), "--objective", "dram,speed"]) == EXIT_INPUT
+    (line,) = error_lines(capsys)
+    assert "--objective" in line and "'dram,speed'" in line

@@ -86,8 +86,8 @@ def test_residual_block_group_reads_the_skip_tensor_once_per_tile():
     assert cost.extra_macs == {"conv": 0, "add": 0}  # the add needs no halo, so the conv computes its own rows
 
 
-@pytest.mark.parametrize("separate", [False, True])
-def test_group_candidates_equal_exhaustive_search(separate: bool):
+@pytest.mark.parametrize(("separate", "count_macs"), [(False, True), (True, True), (False, False)])
+def test_group_candidates_equal_exhaustive_search(separate: bool, count_macs: bool):
     rng = random.Random(3)
     compared = 0
     for network in random_networks(60, seed=2):
@@ -95,7 +95,7 @@ def test_group_candidates_equal_exhaustive_search(separate: bool):
             capacity = rng.randint(16, 600)
             buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
             accelerator = Accelerator("a", buffers, rng.random() < 0.3, 4.0, 100.0, 8, ENERGY)
-            cands = generate_group(segment, accelerator)
+            cands = generate_group(segment, accelerator, count_macs)
             costs = [group_cost(segment, m, accelerator.double_buffering) for m in every_group_mapping(segment)]
             fitting = [
                 c
@@ -107,14 +107,16 @@ def test_group_candidates_equal_exhaustive_search(separate: bool):
                 continue
             compared += 1
             assert cands.total_bits.min() == min(c.traffic.total for c in fitting)
-            assert cands.extra_macs.sum(axis=1).min() == min(sum(c.extra_macs.values()) for c in fitting)
+            if count_macs:
+                assert cands.extra_macs.sum(axis=1).min() == min(sum(c.extra_macs.values()) for c in fitting)
             for k, mapping in enumerate(cands.mappings):
                 cost = group_cost(segment, mapping, accelerator.double_buffering)
                 assert tuple(cands.traffic[k]) == tuple(getattr(cost.traffic, f) for f in TRAFFIC_FIELDS)
                 assert list(cands.footprint[k]) == list(cost.footprint.values())
                 assert list(cands.extra_macs[k]) == list(cost.extra_macs.values())
-            # no candidate dominates another in (traffic, footprint, extra MACs)
-            points = np.column_stack([cands.total_bits, cands.footprint.sum(axis=1), cands.extra_macs.sum(axis=1)])
+            # no candidate dominates another in (traffic, footprint[, extra MACs])
+            columns = [cands.total_bits, cands.footprint.sum(axis=1)]
+            points = np.column_stack([*columns, cands.extra_macs.sum(axis=1)] if count_macs else columns)
             for a, b in itertools.permutations(range(len(points)), 2):
                 assert not (np.all(points[a] <= points[b]) and np.any(points[a] < points[b]))
     assert compared > 30
