@@ -47,6 +47,7 @@ def layer_record(result: LayerResult, total_bytes: float, group: int | None) -> 
         "buffer_bytes": {name: _number(v) for name, v in result.buffer_bytes.items()},
         "dram_bytes": _traffic_record(result.traffic),
         "share": result.dram_bytes / total_bytes if total_bytes else 0.0,
+        "shadow_price": result.shadow_price,
         "latency_cycles": result.latency_cycles,
         "energy_pj": result.energy_pj,
         "candidates": result.candidates,
@@ -65,6 +66,7 @@ def group_record(group: GroupResult, total_bytes: float) -> dict[str, Any]:
         "dram_bytes": _traffic_record(group.cost.traffic),
         "share": group.dram_bytes / total_bytes if total_bytes else 0.0,
         "extra_macs": sum(group.cost.extra_macs.values()),
+        "shadow_price": group.shadow_price,
         "latency_cycles": group.latency_cycles,
         "energy_pj": group.energy_pj,
         "candidates": group.candidates,
@@ -120,7 +122,13 @@ def _value(value: float | None) -> str:
 
 def layer_table(solution: Solution) -> Table:
     total = solution.dram_bytes
-    table = Table(title=f"{solution.network.name} on {solution.accelerator.name}", title_justify="left")
+    unit = solution.objectives[0].unit
+    table = Table(
+        title=f"{solution.network.name} on {solution.accelerator.name}",
+        title_justify="left",
+        caption=f"price: {unit} saved per extra byte of buffer for that layer or group (docs/traffic_model.md, 9)",
+        caption_justify="left",
+    )
     for column in ("layer", "kind", "tiles m,n,r,c", "order", "footprint", "input", "weight", "output", "psum"):
         table.add_column(column, justify="left" if column in ("layer", "kind", "order") else "right")
     index = {id(group): i for i, group in enumerate(solution.groups)}
@@ -145,8 +153,18 @@ def layer_table(solution: Solution) -> Table:
             human_bytes((t.psum_read + t.psum_write) / 8),
             human_bytes(layer.dram_bytes),
             f"{100 * layer.dram_bytes / total:.1f}%" if total else "-",
+            _price(layer.shadow_price),
         )
     return table
+
+
+def _price(price: dict[str, float] | None) -> str:
+    """A shadow price: one number for a unified buffer, else one per buffer."""
+    if price is None:
+        return "-"
+    if len(price) == 1:
+        return f"{next(iter(price.values())):.3g}"
+    return " / ".join(f"{name[0]} {value:.3g}" for name, value in price.items())
 
 
 def group_table(solution: Solution) -> Table:
@@ -154,7 +172,7 @@ def group_table(solution: Solution) -> Table:
     table = Table(title="fused groups (each runs tile by tile over its last layer's output)", title_justify="left")
     for column in ("group", "layers", "tile rows x cols", "tiles", "resident weights", "reads from DRAM"):
         table.add_column(column, justify="right" if column in ("group", "tiles") else "left")
-    for column in ("footprint", "DRAM", "share", "extra MACs"):
+    for column in ("footprint", "DRAM", "share", "extra MACs", "price"):
         table.add_column(column, justify="right")
     for i, group in enumerate(solution.groups):
         layers = group.segment.layers
@@ -169,6 +187,7 @@ def group_table(solution: Solution) -> Table:
             human_bytes(group.dram_bytes),
             f"{100 * group.dram_bytes / total:.1f}%" if total else "-",
             f"{sum(group.cost.extra_macs.values()):,}",
+            _price(group.shadow_price),
         )
     return table
 
@@ -192,8 +211,7 @@ def print_summary(solution: Solution, console: Console) -> None:
     console.print(
         f"{r.solver} {r.version}: {r.status.value}; objective ({solution.objectives[0].value}{ties}) "
         f"{_value(r.objective)} {solution.objectives[0].unit}, bound {_value(r.bound)}, gap {gap}; "
-        f"candidates {solution.seconds['candidates']:.2f} s, build {solution.seconds['build']:.2f} s, "
-        f"solve {solution.seconds['solve']:.2f} s"
+        + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in solution.seconds.items())
     )
 
 

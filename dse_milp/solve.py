@@ -13,12 +13,13 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, generate
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
+from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, NoSolutionError
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, generate_group
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.traffic import Mapping, Traffic
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
-from formulations import MappingProblem, build_model, chosen_candidates, chosen_groups, fix_stage
+from formulations import MappingProblem, build_model, chosen_candidates, chosen_groups, counts_macs, fix_stage
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class GroupResult:
     candidates: int
     latency_cycles: float
     energy_pj: float
+    shadow_price: dict[str, float] | None
+    """Objective units saved per extra byte of each buffer for this group (see dse_milp.duals)."""
 
     @property
     def dram_bytes(self) -> float:
@@ -56,6 +59,9 @@ class LayerResult:
     latency_cycles: float | None
     """None inside a fused group (see the group)."""
     energy_pj: float | None
+    shadow_price: dict[str, float] | None
+    """Objective units saved per extra byte of each buffer for this layer (its group's when
+    fused); None when not computed."""
 
     @property
     def dram_bytes(self) -> float:
@@ -136,7 +142,7 @@ def build_problem(
     candidates = {layer.name: generate(layer, accelerator) for layer in network.layers}
     groups = {}
     for segment in segments(network, fusion):
-        cands = generate_group(segment, accelerator, count_macs=objectives != (Objective.DRAM,))
+        cands = generate_group(segment, accelerator, count_macs=counts_macs(objectives))
         if len(cands):
             groups[segment.layers[0].name, segment.last.name] = cands
     problem = MappingProblem(network, accelerator, candidates, objectives, groups)
@@ -170,12 +176,14 @@ def solve(
     solver: str = DEFAULT,
     options: SolverOptions | None = None,
     fusion: int = 0,
+    prices: bool = True,
 ) -> Solution:
     """The proven-optimal mapping of every layer (or the best found within the time limit).
 
     ``objective`` may list several objectives, minimised lexicographically.
     ``fusion`` is the most layers one fused group may hold; 0 or 1 runs every
-    layer alone.
+    layer alone. ``prices`` computes every layer's and group's shadow price of
+    each buffer (see ``dse_milp.duals``).
     """
     options = options or SolverOptions()
     backend = get_backend(solver)
@@ -207,7 +215,13 @@ def solve(
             chosen, fused = chosen_candidates(model), chosen_groups(model)
     seconds["solve"] = time.perf_counter() - start
 
-    layers, groups = _results(problem, chosen, fused)
+    shadow: dict[str, dict[str, float]] = {}
+    if prices:
+        start = time.perf_counter()
+        units = [name for name in chosen] + [segment_of(network, key) for key in fused]
+        shadow = shadow_prices(problem, units)
+        seconds["prices"] = time.perf_counter() - start
+    layers, groups = _results(problem, chosen, fused, shadow)
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds)
     value = {
         Objective.DRAM: primary.dram_bytes,
@@ -218,8 +232,17 @@ def solve(
     return Solution(network, accelerator, objectives, result, layers, groups, seconds)
 
 
+def segment_of(network: Network, key: tuple[str, str]) -> Segment:
+    """The segment of a group given by its first and last layer."""
+    position = {layer.name: i for i, layer in enumerate(network.layers)}
+    return Segment(network, position[key[0]], position[key[1]] + 1)
+
+
 def _results(
-    problem: MappingProblem, chosen: dict[str, int], fused: dict[tuple[str, str], int]
+    problem: MappingProblem,
+    chosen: dict[str, int],
+    fused: dict[tuple[str, str], int],
+    shadow: dict[str, dict[str, float]],
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """The chosen mappings, re-evaluated by the independent checker."""
     acc = problem.accelerator
@@ -248,6 +271,7 @@ def _results(
             candidates=len(cands),
             latency_cycles=cost_of(Objective.LATENCY, acc, dram, macs, operand_bytes).item(),
             energy_pj=cost_of(Objective.ENERGY, acc, dram, macs, operand_bytes).item(),
+            shadow_price=shadow.get(f"{key[0]}..{key[1]}"),
         )
         for layer in layers:
             groups[layer.name] = result
@@ -259,7 +283,7 @@ def _results(
             results.append(
                 LayerResult(
                     layer, None, group, group.cost.by_layer[layer.name], group.buffer_bytes,
-                    len(problem.candidates[layer.name]), None, None,
+                    len(problem.candidates[layer.name]), None, None, group.shadow_price,
                 )
             )  # fmt: skip
             continue
@@ -278,6 +302,7 @@ def _results(
                 candidates=len(cands),
                 latency_cycles=cost(Objective.LATENCY, layer, acc, dram).item(),
                 energy_pj=cost(Objective.ENERGY, layer, acc, dram).item(),
+                shadow_price=shadow.get(layer.name),
             )
         )
     distinct = {id(group): group for group in groups.values()}  # in network order

@@ -7,6 +7,6 @@ files nor prints.
 
 from formulations.model import build_model, chosen_candidates, chosen_groups
 from formulations.objective import fix_stage
-from formulations.problem import MappingProblem
+from formulations.problem import MappingProblem, counts_macs
 
-__all__ = ["MappingProblem", "build_model", "chosen_candidates", "chosen_groups", "fix_stage"]
+__all__ = ["MappingProblem", "build_model", "chosen_candidates", "chosen_groups", "counts_macs", "fix_stage"]

@@ -16,6 +16,11 @@ GroupKey = tuple[str, str]
 """A fused group, by its first and last layer."""
 
 
+def counts_macs(objectives: tuple[Objective, ...]) -> bool:
+    """Whether group candidates must differ in recomputed MACs: not when only traffic counts."""
+    return objectives != (Objective.DRAM,)
+
+
 @dataclass(frozen=True)
 class MappingProblem:
     """A network on an accelerator, with each layer's (and fused group's) candidate mappings."""
@@ -48,6 +53,10 @@ class MappingProblem:
             b.name: footprint[:, [OPERANDS.index(op) for op in b.operands]].sum(axis=1) / 8
             for b in self.accelerator.buffers
         }
+
+    @property
+    def group_counts_macs(self) -> bool:
+        return counts_macs(self.objectives)
 
     def covering(self, layer: str) -> list[GroupKey]:
         """The fused groups that contain ``layer``."""

@@ -14,6 +14,7 @@ from importlib import metadata
 import numpy as np
 import pyomo.environ as pyo
 
+from dse_milp.errors import DseError
 from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
 from dse_milp.solvers.linear import linear_form
 
@@ -82,3 +83,34 @@ class HighsBackend:
             objective = info.objective_function_value
             bound = info.mip_dual_bound if form.integer.any() and not integral else objective
         return SolveResult(status, objective, bound, time.perf_counter() - start, self.name, self.version())
+
+
+def convex_choice_lp(cost: np.ndarray, usage: np.ndarray, capacity: np.ndarray) -> tuple[float, np.ndarray]:
+    """min cost·w  s.t.  sum(w) = 1,  usage.T w <= capacity,  w >= 0: the relaxed choice of one
+    candidate among k, with one row per buffer (``usage`` is k x buffers).
+
+    Returns the optimum and the dual of each buffer row (d optimum / d capacity, <= 0).
+    Raises DseError if no convex combination fits.
+    """
+    import highspy
+
+    k, rows = usage.shape
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = k, rows + 1
+    lp.col_cost_ = np.asarray(cost, dtype=float)
+    lp.col_lower_, lp.col_upper_ = np.zeros(k), np.full(k, np.inf)
+    lp.row_lower_ = np.concatenate([[1.0], np.full(rows, -np.inf)])
+    lp.row_upper_ = np.concatenate([[1.0], np.asarray(capacity, dtype=float)])
+    matrix = np.vstack([np.ones(k), np.asarray(usage, dtype=float).T])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.arange(0, (rows + 2) * k, k)[: rows + 2]
+    lp.a_matrix_.index_ = np.tile(np.arange(k), rows + 1)
+    lp.a_matrix_.value_ = matrix.ravel()
+    h.passModel(lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        raise DseError(f"the LP step failed ({h.modelStatusToString(h.getModelStatus())})")
+    return h.getInfo().objective_function_value, np.asarray(h.getSolution().row_dual)[1:]

@@ -1,0 +1,76 @@
+"""Shadow prices of the buffer capacities, from an explicit LP step.
+
+A MILP has no duals, so they come from a documented LP. The solved program
+splits the network into *units*: layers run alone, and fused groups. For a unit
+and a buffer b, the LP step relaxes the unit's one-hot choice to weights
+``w_k >= 0`` summing to 1 over the unit's candidates, generated as if b were
+unbounded (so that mappings a larger b would admit take part), subject to
+every buffer's capacity:
+
+    min  sum_k cost_k w_k   s.t.  sum_k w_k = 1,   sum_k footprint_k[b'] w_k <= capacity[b']  for every b'
+
+The dual of b's row is the unit's **shadow price** of b: objective units (DRAM
+bytes by default) saved per extra byte of b for that unit alone. With one
+buffer the LP is the lower convex envelope of the unit's (footprint, cost)
+candidates and the price is the envelope's slope at the capacity; it is 0 once
+the capacity exceeds the footprint where the envelope bottoms out. The cost is
+the first objective's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from dse_milp.accelerator import Accelerator
+from dse_milp.candidates import OPERANDS, generate
+from dse_milp.fusion import Segment, generate_group
+from dse_milp.solvers.highs import convex_choice_lp
+from formulations import MappingProblem
+
+UNBOUNDED = 1 << 40
+"""Bytes: a buffer size no tile reaches."""
+
+
+def _lifted(accelerator: Accelerator, buffer: str) -> Accelerator:
+    buffers = tuple(replace(b, capacity_bytes=UNBOUNDED) if b.name == buffer else b for b in accelerator.buffers)
+    return replace(accelerator, buffers=buffers)
+
+
+def _usage(accelerator: Accelerator, footprint: np.ndarray) -> np.ndarray:
+    """Bytes of each buffer (columns) each candidate (rows of per-operand bits) occupies."""
+    return np.column_stack(
+        [footprint[:, [OPERANDS.index(op) for op in b.operands]].sum(axis=1) / 8 for b in accelerator.buffers]
+    )
+
+
+def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: float = 0.0) -> tuple[float, float]:
+    """The LP step of one unit (a layer name, or a fused group's segment) for ``buffer``,
+    whose capacity is raised by ``extra`` bytes: (optimum, shadow price of ``buffer``)."""
+    acc = problem.accelerator
+    lifted = _lifted(acc, buffer)
+    objective = problem.objectives[0]
+    if isinstance(unit, Segment):
+        key = (unit.layers[0].name, unit.last.name)
+        cands = generate_group(unit, lifted, count_macs=problem.group_counts_macs)
+        view = replace(problem, groups={key: cands}, objectives=(objective,))
+        cost, footprint = view.group_cost(objective, key), cands.footprint
+    else:
+        cands = generate(problem.network.by_name[unit], lifted)
+        view = replace(problem, candidates={unit: cands}, objectives=(objective,))
+        cost, footprint = view.cost(objective, unit), cands.footprint
+    capacity = np.array([b.capacity_bytes + (extra if b.name == buffer else 0.0) for b in acc.buffers])
+    value, duals = convex_choice_lp(cost, _usage(acc, footprint), capacity)
+    index = [b.name for b in acc.buffers].index(buffer)
+    return value, max(0.0, -float(duals[index]))
+
+
+def shadow_prices(problem: MappingProblem, units: list[Segment | str]) -> dict[str, dict[str, float]]:
+    """The shadow price of every buffer for each unit (a layer name or a group's segment),
+    by unit name (a layer's, or ``first..last`` for a group)."""
+    prices: dict[str, dict[str, float]] = {}
+    for unit in units:
+        name = unit if isinstance(unit, str) else f"{unit.layers[0].name}..{unit.last.name}"
+        prices[name] = {b.name: unit_lp(problem, unit, b.name)[1] for b in problem.accelerator.buffers}
+    return prices
