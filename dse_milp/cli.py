@@ -10,7 +10,9 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -100,6 +102,11 @@ def parser() -> argparse.ArgumentParser:
     solve.add_argument("--threads", type=_positive(int), default=1)
     solve.add_argument("--seed", type=int, default=0)
     solve.add_argument("--out", type=Path, default=None, metavar="RESULT.json", help="write the JSON result here")
+    solve.add_argument(
+        "--marginals",
+        action="store_true",
+        help="also find each layer's marginal traffic per output channel (one re-solve per coupled channel set)",
+    )
     solve.add_argument("--quiet", action="store_true", help="print the totals only, not the per-layer table")
     return top
 
@@ -117,6 +124,7 @@ def _instance_paths(args: argparse.Namespace) -> tuple[Path, Path]:
 
 
 def run_solve(args: argparse.Namespace, console: Console) -> int:
+    from dse_milp.marginals import marginal_traffic
     from dse_milp.report import print_solution, solution_record
     from dse_milp.solve import solve
     from dse_milp.solvers import SolverOptions
@@ -138,7 +146,13 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
     if args.out is not None and not (args.out.parent.is_dir() and os.access(args.out.parent, os.W_OK)):
         raise InputError([f"--out: cannot write {str(args.out)!r} (no writable folder {str(args.out.parent)!r})"])
     options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
-    solution = solve(network, accelerator, args.objective, args.solver, options, fusion=args.fusion)
+    settings = {"objective": args.objective, "solver": args.solver, "options": options, "fusion": args.fusion}
+    solution = solve(network, accelerator, **settings)
+    if args.marginals:
+        start = time.perf_counter()
+        marginals = marginal_traffic(solution, **settings)
+        seconds = solution.seconds | {"marginals": time.perf_counter() - start}
+        solution = replace(solution, marginals=marginals, seconds=seconds)
     print_solution(solution, console, table=not args.quiet)
     if args.out is not None:
         try:

@@ -31,7 +31,9 @@ def _traffic_record(t: Traffic) -> dict[str, int | float]:
     }
 
 
-def layer_record(result: LayerResult, total_bytes: float, group: int | None) -> dict[str, Any]:
+def layer_record(
+    result: LayerResult, total_bytes: float, group: int | None, marginals: dict[str, float | None] | None
+) -> dict[str, Any]:
     layer, mapping = result.layer, result.mapping
     return {
         "name": layer.name,
@@ -48,6 +50,7 @@ def layer_record(result: LayerResult, total_bytes: float, group: int | None) -> 
         "dram_bytes": _traffic_record(result.traffic),
         "share": result.dram_bytes / total_bytes if total_bytes else 0.0,
         "shadow_price": result.shadow_price,
+        "marginal_bytes_per_channel": None if marginals is None else marginals[layer.name],
         "latency_cycles": result.latency_cycles,
         "energy_pj": result.energy_pj,
         "candidates": result.candidates,
@@ -100,7 +103,7 @@ def solution_record(solution: Solution) -> dict[str, Any]:
             "macs": solution.network.macs,
         },
         "layers": [
-            layer_record(layer, total, None if layer.group is None else index[id(layer.group)])
+            layer_record(layer, total, None if layer.group is None else index[id(layer.group)], solution.marginals)
             for layer in solution.layers
         ],
         "groups": [group_record(group, total) for group in solution.groups],
@@ -126,7 +129,8 @@ def layer_table(solution: Solution) -> Table:
     table = Table(
         title=f"{solution.network.name} on {solution.accelerator.name}",
         title_justify="left",
-        caption=f"price: {unit} saved per extra byte of buffer for that layer or group (docs/traffic_model.md, 9)",
+        caption=f"price: {unit} saved per extra byte of buffer for that layer or group (docs/traffic_model.md, 9)"
+        + ("; per channel: DRAM bytes saved by removing one output channel" if solution.marginals else ""),
         caption_justify="left",
     )
     for column in ("layer", "kind", "tiles m,n,r,c", "order", "footprint", "input", "weight", "output", "psum"):
@@ -141,6 +145,7 @@ def layer_table(solution: Solution) -> Table:
         else:
             tiling = layer.mapping.tiling
             tiles, order = f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}", layer.mapping.order
+        marginal = [] if solution.marginals is None else [_marginal(solution.marginals[layer.layer.name])]
         table.add_row(
             layer.layer.name,
             layer.layer.kind.value,
@@ -154,8 +159,13 @@ def layer_table(solution: Solution) -> Table:
             human_bytes(layer.dram_bytes),
             f"{100 * layer.dram_bytes / total:.1f}%" if total else "-",
             _price(layer.shadow_price),
+            *marginal,
         )
     return table
+
+
+def _marginal(value: float | None) -> str:
+    return "-" if value is None else human_bytes(value)
 
 
 def _price(price: dict[str, float] | None) -> str:

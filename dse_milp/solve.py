@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -78,7 +78,9 @@ class Solution:
     layers: tuple[LayerResult, ...]
     groups: tuple[GroupResult, ...]
     seconds: dict[str, float]
-    """Wall time of each step: candidates, build, solve."""
+    """Wall time of each step: candidates, build, solve, prices."""
+    marginals: dict[str, float | None] | None = None
+    """DRAM bytes saved per removed output channel, by layer (see ``dse_milp.marginals``)."""
 
     @property
     def dram_bytes(self) -> float:
@@ -130,19 +132,34 @@ def segments(network: Network, longest: int) -> list[Segment]:
 
 
 def build_problem(
-    network: Network, accelerator: Accelerator, objectives: tuple[Objective, ...], fusion: int = 0
+    network: Network,
+    accelerator: Accelerator,
+    objectives: tuple[Objective, ...],
+    fusion: int = 0,
+    cache: dict | None = None,
 ) -> MappingProblem:
     """Generate the candidates of every layer, and of every group of up to ``fusion`` layers
     that can run fused; raise InfeasibleError naming each layer that fits nowhere.
 
     Group candidates differ in traffic, footprint and recomputed MACs; when only
     traffic is minimised, those equal in traffic and footprint are reduced to
-    the one with the fewest extra MACs.
+    the one with the fewest extra MACs. ``cache`` (any dict, kept by the caller)
+    reuses the candidates of layers and groups met before, for repeated solves of
+    nearly the same network.
     """
-    candidates = {layer.name: generate(layer, accelerator) for layer in network.layers}
+    cache = {} if cache is None else cache
+    candidates = {}
+    for layer in network.layers:
+        if (layer, accelerator) not in cache:
+            cache[layer, accelerator] = generate(layer, accelerator)
+        candidates[layer.name] = cache[layer, accelerator]
     groups = {}
+    count_macs = counts_macs(objectives)
     for segment in segments(network, fusion):
-        cands = generate_group(segment, accelerator, count_macs=counts_macs(objectives))
+        key = (segment.layers, tuple(segment.shape(x) for x in segment.externals), accelerator, count_macs)
+        if key not in cache:
+            cache[key] = generate_group(segment, accelerator, count_macs)
+        cands = replace(cache[key], segment=segment)
         if len(cands):
             groups[segment.layers[0].name, segment.last.name] = cands
     problem = MappingProblem(network, accelerator, candidates, objectives, groups)
@@ -177,13 +194,14 @@ def solve(
     options: SolverOptions | None = None,
     fusion: int = 0,
     prices: bool = True,
+    cache: dict | None = None,
 ) -> Solution:
     """The proven-optimal mapping of every layer (or the best found within the time limit).
 
     ``objective`` may list several objectives, minimised lexicographically.
     ``fusion`` is the most layers one fused group may hold; 0 or 1 runs every
     layer alone. ``prices`` computes every layer's and group's shadow price of
-    each buffer (see ``dse_milp.duals``).
+    each buffer (see ``dse_milp.duals``). ``cache`` is passed to ``build_problem``.
     """
     options = options or SolverOptions()
     backend = get_backend(solver)
@@ -191,7 +209,7 @@ def solve(
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    problem = build_problem(network, accelerator, objectives, fusion)
+    problem = build_problem(network, accelerator, objectives, fusion, cache)
     seconds["candidates"] = time.perf_counter() - start
 
     start = time.perf_counter()
