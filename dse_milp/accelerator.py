@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dse_milp.workload import Operand
 
@@ -14,6 +14,19 @@ class Buffer:
     name: str
     capacity_bytes: int
     operands: frozenset[Operand]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Separate input, weight and output buffers whose sizes the program chooses: whole banks
+    of ``bank_bytes``, together at most ``total_bytes``."""
+
+    total_bytes: int
+    bank_bytes: int
+
+    @property
+    def banks(self) -> int:
+        return self.total_bytes // self.bank_bytes
 
 
 @dataclass(frozen=True)
@@ -37,6 +50,9 @@ class Accelerator:
     macs: int
     """MAC units working in parallel."""
     energy: Energy
+    split: Split | None = None
+    """Set when the input/weight/output split is free: each buffer's capacity is then only
+    its upper bound, the total; the program chooses the sizes."""
 
     @property
     def unified(self) -> bool:
@@ -48,6 +64,17 @@ class Accelerator:
 
 def unified_buffer(capacity_bytes: int) -> tuple[Buffer, ...]:
     return (Buffer("unified", capacity_bytes, frozenset(Operand)),)
+
+
+def sized(accelerator: Accelerator, sizes: dict[str, int]) -> Accelerator:
+    """``accelerator`` with its buffers fixed at ``sizes`` (bytes, by buffer name) and no free split."""
+    buffers = tuple(Buffer(b.name, sizes[b.name], b.operands) for b in accelerator.buffers)
+    return replace(accelerator, buffers=buffers, split=None)
+
+
+def free_split(total_bytes: int, bank_bytes: int) -> tuple[tuple[Buffer, ...], Split]:
+    """Three buffers each bounded by the total, and the split that shares it."""
+    return separate_buffers(total_bytes, total_bytes, total_bytes), Split(total_bytes, bank_bytes)
 
 
 def separate_buffers(input_bytes: int, weight_bytes: int, output_bytes: int) -> tuple[Buffer, ...]:

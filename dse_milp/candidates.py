@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dse_milp.accelerator import Accelerator
+from dse_milp.accelerator import Accelerator, Split
 from dse_milp.traffic import Mapping, Tiling, halo_stats
 from dse_milp.workload import Layer, Operand
 
@@ -124,6 +124,41 @@ def fits_buffers(footprint: np.ndarray, accelerator: Accelerator) -> np.ndarray:
     return fits
 
 
+def bank_counts(footprint: np.ndarray, split: Split) -> np.ndarray:
+    """Banks of the input, weight and output buffers that (k, 3) per-operand bits occupy."""
+    return -(-footprint // (8 * split.bank_bytes))
+
+
+def split_front(traffic: np.ndarray, banks: np.ndarray, size: np.ndarray, *ties: np.ndarray) -> np.ndarray:
+    """Positions of the points not dominated in (traffic, input banks, weight banks, output banks),
+    by increasing size: the candidates a free split can need.
+
+    Of the points with the same banks only the least traffic (then least size, then
+    ``ties``, then position) can matter. It is kept if every point using no more
+    banks of any buffer, and fewer of one, moves more traffic: a prefix minimum over
+    the dense grid of bank counts finds those.
+    """
+    dims = tuple(banks.max(axis=0) + 1)
+    cell = np.ravel_multi_index(tuple(banks.T), dims)
+    least = np.full(int(np.prod(dims)), np.inf)
+    np.minimum.at(least, cell, traffic)
+    tied = np.flatnonzero(traffic == least[cell])
+    order = tied[np.lexsort((tied, *(t[tied] for t in reversed(ties)), size[tied], cell[tied]))]
+    best = order[np.concatenate([[True], cell[order][1:] != cell[order][:-1]])]
+    grid = least.reshape(dims)
+    prefix = grid
+    for axis in range(3):
+        prefix = np.minimum.accumulate(prefix, axis=axis)
+    below = np.full(len(best), np.inf)  # the least traffic on strictly fewer banks
+    for axis in range(3):
+        at = banks[best].copy()
+        at[:, axis] -= 1
+        inside = at[:, axis] >= 0
+        below[inside] = np.minimum(below[inside], prefix[tuple(at[inside].T)])
+    kept = best[traffic[best] < below]
+    return kept[np.lexsort((kept, size[kept]))]
+
+
 def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *ties: np.ndarray) -> np.ndarray:
     """Indices of the allowed points not dominated in (traffic, size), by increasing size.
 
@@ -196,12 +231,25 @@ def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     for buffer in accelerator.buffers:
         fits &= sum(per_operand[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
 
-    # Keep the fitting points not dominated in (traffic, footprint).
-    index = traffic_front(total.ravel(), size.ravel(), fits.ravel())
+    # Keep the fitting points not dominated in (traffic, footprint), or, when the split is
+    # free, in (traffic, banks of each buffer).
+    grid = tuple(len(options[d].tile) for d in "mnrc")
+    total, size = total.ravel(), size.ravel()
+    if accelerator.split is None:
+        index = traffic_front(total, size, fits.ravel())
+    else:
+        index = np.flatnonzero(fits.ravel())
+        pick = np.unravel_index(index, grid)
+        parts = _footprint_parts(
+            layer, values("tile", pick), values("largest", pick), values("trips", pick)["n"], copies
+        )
+        banks = bank_counts(np.stack([np.broadcast_to(f, len(index)) for f in parts], axis=1), accelerator.split)
+        index = index[banks.sum(axis=1) <= accelerator.split.banks]
+        banks = banks[banks.sum(axis=1) <= accelerator.split.banks]
+        index = index[split_front(total[index], banks, size[index])] if len(index) else index
 
     # Their loop orders and traffic by kind, and the mapping of least footprint.
-    grid = tuple(len(options[d].tile) for d in "mnrc")
-    pick = np.unravel_index(np.append(index, np.argmin(size.ravel())), grid)
+    pick = np.unravel_index(np.append(index, np.argmin(size)), grid)
     trips, tile = values("trips", pick), values("tile", pick)
     parts = _traffic_parts(layer, trips, values("reads", pick))
     order = np.argmin(np.stack([np.broadcast_to(sum(p), len(pick[0])) for p in parts]), axis=0)

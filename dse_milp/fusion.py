@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
-from dse_milp.candidates import fits_buffers, non_dominated, traffic_front
+from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, split_front, traffic_front
 from dse_milp.traffic import Traffic, tile_bounds
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Operand, Shape
 
@@ -330,10 +330,17 @@ def generate_group(segment: Segment, accelerator: Accelerator, count_macs: bool 
     extra = np.broadcast_to(extra_by_layer[:, :, None, :], (*shape, count)).reshape(-1, count)
 
     fits = fits_buffers(footprint, accelerator)
-    if count_macs:
-        keep = _pareto(traffic.sum(axis=1), footprint.sum(axis=1), extra.sum(axis=1), fits)
+    total, size, extra_total = traffic.sum(axis=1), footprint.sum(axis=1), extra.sum(axis=1)
+    if accelerator.split is not None:
+        banks = bank_counts(footprint, accelerator.split)
+        fits &= banks.sum(axis=1) <= accelerator.split.banks
+        index = np.flatnonzero(fits)
+        ties = (extra_total[index],)
+        keep = index[split_front(total[index], banks[index], size[index], *ties)] if len(index) else index
+    elif count_macs:
+        keep = _pareto(total, size, extra_total, fits)
     else:
-        keep = traffic_front(traffic.sum(axis=1), footprint.sum(axis=1), fits, extra.sum(axis=1))
+        keep = traffic_front(total, size, fits, extra_total)
     i, j, s = np.unravel_index(keep, shape)
     return GroupCandidates(
         segment=segment,

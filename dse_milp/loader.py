@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticError
 
-from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
+from dse_milp.accelerator import Accelerator, Energy, free_split, separate_buffers, unified_buffer
 from dse_milp.errors import InputError
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Precision, Shape
 
@@ -135,6 +135,9 @@ class BufferSpec(_Spec):
     input: Size | None = None
     weight: Size | None = None
     output: Size | None = None
+    total: Size | None = None
+    split: Literal["free"] | None = None
+    bank: Size | None = None
 
 
 class EnergySpec(_Spec):
@@ -477,14 +480,23 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
     spec = _validate(AcceleratorSpec, data, source)
     b = spec.buffer
     separate = (b.input, b.weight, b.output)
-    if b.unified is not None and all(v is None for v in separate):
-        buffers = unified_buffer(b.unified)
-    elif b.unified is None and all(v is not None for v in separate):
+    given = sorted(k for k, v in b.model_dump().items() if v is not None)
+    split = None
+    if given == ["unified"]:
+        buffers = unified_buffer(b.unified)  # type: ignore[arg-type]
+    elif given == ["input", "output", "weight"]:
         buffers = separate_buffers(*separate)  # type: ignore[arg-type]
+    elif set(given) in ({"split", "total"}, {"bank", "split", "total"}):
+        bank = b.bank or 1024
+        if bank > b.total or b.total % bank:  # type: ignore[operator]
+            raise InputError([f"{source}: buffer.bank: {bank} bytes must divide the total {b.total} bytes"])
+        buffers, split = free_split(b.total, bank)  # type: ignore[arg-type]
     else:
-        given = sorted(k for k, v in b.model_dump().items() if v is not None)
         raise InputError(
-            [f"{source}: buffer: give either 'unified' alone or all of 'input', 'weight', 'output', got {given}"]
+            [
+                f"{source}: buffer: give 'unified' alone, all of 'input', 'weight', 'output', or 'total' with "
+                f"'split: free' (and optionally 'bank'), got {given}"
+            ]
         )
     return Accelerator(
         name=spec.name,
@@ -494,6 +506,7 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
         clock_mhz=spec.clock_mhz,
         macs=spec.macs,
         energy=Energy(**spec.energy_pj.model_dump()),
+        split=split,
     )
 
 

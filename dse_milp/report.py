@@ -94,6 +94,8 @@ def solution_record(solution: Solution) -> dict[str, Any]:
         "solver_version": r.version,
         "solve_seconds": r.seconds,
         "seconds": solution.seconds,
+        "buffer_sizes": solution.buffer_sizes,
+        "free_split": solution.accelerator.split is not None,
         "totals": {
             "dram_bytes": _number(total),
             "compulsory_bytes": _number(solution.compulsory_bytes),
@@ -211,6 +213,11 @@ def print_summary(solution: Solution, console: Console) -> None:
         f"DRAM traffic {human_bytes(total)} ({total:,.0f} bytes); compulsory {human_bytes(compulsory)} "
         f"({compulsory:,.0f} bytes); ratio {total / compulsory:.3f}"
     )
+    if solution.accelerator.split is not None:
+        chosen = ", ".join(f"{name} {human_bytes(size)}" for name, size in solution.buffer_sizes.items())
+        console.print(
+            f"buffer split chosen by the program: {chosen} (of {human_bytes(solution.accelerator.split.total_bytes)})"
+        )
     console.print(
         f"latency {solution.latency_cycles:,.0f} cycles "
         f"({solution.latency_cycles / solution.accelerator.clock_mhz / 1000:.3f} ms); "

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dse_milp.accelerator import Accelerator
+from dse_milp.accelerator import Accelerator, sized
 from dse_milp.candidates import OPERANDS, generate
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
@@ -19,7 +19,15 @@ from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, generate_
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.traffic import Mapping, Traffic
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
-from formulations import MappingProblem, build_model, chosen_candidates, chosen_groups, counts_macs, fix_stage
+from formulations import (
+    MappingProblem,
+    build_model,
+    chosen_candidates,
+    chosen_groups,
+    chosen_sizes,
+    counts_macs,
+    fix_stage,
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ class Solution:
     groups: tuple[GroupResult, ...]
     seconds: dict[str, float]
     """Wall time of each step: candidates, build, solve, prices."""
+    buffer_sizes: dict[str, int]
+    """Bytes of each buffer: the accelerator's, or the program's choice under a free split."""
     marginals: dict[str, float | None] | None = None
     """DRAM bytes saved per removed output channel, by layer (see ``dse_milp.marginals``)."""
 
@@ -226,28 +236,29 @@ def solve(
         raise NoSolutionError(f"{solver} stopped after {result.seconds:.1f} s without a solution")
     if not result.has_solution:
         raise DseError(f"{solver} failed ({result.status})")
-    chosen, fused = chosen_candidates(model), chosen_groups(model)
+    chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
     for measure, tie_break in itertools.pairwise(objectives):
         fix_stage(model, measure.value, float(model.total[measure.value]()), tie_break.value)
         if backend.solve(model, options).has_solution:
-            chosen, fused = chosen_candidates(model), chosen_groups(model)
+            chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
     seconds["solve"] = time.perf_counter() - start
 
+    settled = replace(problem, accelerator=sized(accelerator, sizes))  # a free split, now chosen
     shadow: dict[str, dict[str, float]] = {}
     if prices:
         start = time.perf_counter()
         units = [name for name in chosen] + [segment_of(network, key) for key in fused]
-        shadow = shadow_prices(problem, units)
+        shadow = shadow_prices(settled, units)
         seconds["prices"] = time.perf_counter() - start
-    layers, groups = _results(problem, chosen, fused, shadow)
-    primary = Solution(network, accelerator, objectives, result, layers, groups, seconds)
+    layers, groups = _results(settled, chosen, fused, shadow)
+    primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
         Objective.DRAM: primary.dram_bytes,
         Objective.LATENCY: primary.latency_cycles,
         Objective.ENERGY: primary.energy_pj,
     }[objectives[0]]
     result = SolveResult(result.status, value, result.bound, seconds["solve"], result.solver, result.version)
-    return Solution(network, accelerator, objectives, result, layers, groups, seconds)
+    return Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
 
 
 def segment_of(network: Network, key: tuple[str, str]) -> Segment:

@@ -1,12 +1,21 @@
 """MILP builders: pure functions from a problem description to a Pyomo model.
 
 ``build_model(problem)`` assembles the mapping program from one module per
-constraint family (fusion, selection, capacity, objective); it neither solves, reads
+constraint family (partition, fusion, selection, capacity, objective); it neither solves, reads
 files nor prints.
 """
 
 from formulations.model import build_model, chosen_candidates, chosen_groups
 from formulations.objective import fix_stage
+from formulations.partition import chosen_sizes
 from formulations.problem import MappingProblem, counts_macs
 
-__all__ = ["MappingProblem", "build_model", "chosen_candidates", "chosen_groups", "counts_macs", "fix_stage"]
+__all__ = [
+    "MappingProblem",
+    "build_model",
+    "chosen_candidates",
+    "chosen_groups",
+    "chosen_sizes",
+    "counts_macs",
+    "fix_stage",
+]

@@ -8,6 +8,7 @@ import pyomo.environ as pyo
 from formulations.capacity import add_capacity
 from formulations.fusion import add_fusion
 from formulations.objective import add_objective
+from formulations.partition import add_partition
 from formulations.problem import MappingProblem
 from formulations.selection import add_selection
 
@@ -25,6 +26,7 @@ def build_model(problem: MappingProblem) -> pyo.ConcreteModel:
         doc="(layer, candidate index)",
     )
     m.choose = pyo.Var(m.candidates, domain=pyo.Binary, doc="1 if the layer runs alone with this candidate mapping")
+    add_partition(m, problem)
     add_fusion(m, problem)
     add_selection(m, problem)
     add_capacity(m, problem)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
-from dse_milp.candidates import OPERANDS, Candidates
+from dse_milp.candidates import OPERANDS, Candidates, bank_counts
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
 from dse_milp.fusion import GroupCandidates
 from dse_milp.workload import Network
@@ -48,7 +48,13 @@ class MappingProblem:
         return cost_of(objective, self.accelerator, cands.total_bits / 8, macs.sum(axis=1), operand_bytes)
 
     def buffer_bytes(self, footprint: np.ndarray) -> dict[str, np.ndarray]:
-        """Bytes each candidate (rows of a (k, 3) per-operand ``footprint`` in bits) occupies in each buffer."""
+        """Bytes each candidate (rows of a (k, 3) per-operand ``footprint`` in bits) occupies in
+        each buffer: whole banks when the split is free."""
+        split = self.accelerator.split
+        if split is not None:
+            banks = bank_counts(footprint, split)
+            return {b.name: banks[:, OPERANDS.index(op)] * split.bank_bytes for b in self.accelerator.buffers
+                    for op in b.operands}  # fmt: skip
         return {
             b.name: footprint[:, [OPERANDS.index(op) for op in b.operands]].sum(axis=1) / 8
             for b in self.accelerator.buffers

@@ -392,8 +392,20 @@ def test_buffer_with_unified_and_input(tmp_path):
     data["buffer"]["input"] = "1 KiB"
     source, problems = accelerator_problems(tmp_path, data)
     assert problems == [
-        f"{source}: buffer: give either 'unified' alone or all of 'input', 'weight', 'output', got ['input', 'unified']"
+        f"{source}: buffer: give 'unified' alone, all of 'input', 'weight', 'output', or 'total' with "
+        "'split: free' (and optionally 'bank'), got ['input', 'unified']"
     ]
+
+
+def test_free_split_buffer(tmp_path):
+    data = copy.deepcopy(ACCELERATOR)
+    data["buffer"] = {"total": "64 KiB", "split": "free", "bank": "4 KiB"}
+    accelerator = load_accelerator(write(tmp_path, data))
+    assert accelerator.split is not None and accelerator.split.banks == 16
+    assert [b.capacity_bytes for b in accelerator.buffers] == [64 * 1024] * 3
+    data["buffer"]["bank"] = "3 KiB"
+    source, problems = accelerator_problems(tmp_path, data)
+    assert problems == [f"{source}: buffer.bank: 3072 bytes must divide the total 65536 bytes"]
 
 
 def test_buffer_with_two_of_three_separate(tmp_path):
