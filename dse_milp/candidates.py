@@ -22,7 +22,7 @@ order ``(t_m, t_n, t_r, t_c)``.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -206,7 +206,16 @@ def _footprint_parts(
 
 
 def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
-    """Every mapping of ``layer`` that fits the buffers and is not dominated in (traffic, footprint)."""
+    """Every mapping of ``layer`` that fits the buffers and is not dominated in (traffic, footprint).
+
+    Layers of the same shape (repeated blocks) share one generation.
+    """
+    shape = replace(layer, name="", inputs=("",) * len(layer.inputs), weight_from=None)
+    return replace(_generate(shape, accelerator), layer=layer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     options = loop_options(layer)
     copies = 2 if accelerator.double_buffering else 1
 
