@@ -18,8 +18,11 @@ from typing import NoReturn
 
 from rich.console import Console
 
+from dse_milp.accelerator import Accelerator
 from dse_milp.errors import DseError, InfeasibleError, InputError, NoSolutionError
 from dse_milp.loader import load_accelerator, load_network, load_suite
+from dse_milp.solvers import SolverOptions
+from dse_milp.workload import Network
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
 
@@ -108,7 +111,59 @@ def parser() -> argparse.ArgumentParser:
         help="also find each layer's marginal traffic per output channel (one re-solve per coupled channel set)",
     )
     solve.add_argument("--quiet", action="store_true", help="print the totals only, not the per-layer table")
+
+    sweep = commands.add_parser(
+        "sweep",
+        help="least traffic against on-chip capacity",
+        description="Solve the network at buffer capacities from --min to --max (log-spaced), without and, "
+        "with --fusion, with fused groups; write a CSV and a PNG plot with the compulsory traffic as the floor.",
+    )
+    _common(sweep, BACKENDS, DEFAULT, Objective)
+    sweep.add_argument("--min", type=_size_argument, default=16 * 1024, metavar="SIZE", help="default 16 KiB")
+    sweep.add_argument("--max", type=_size_argument, default=1024 * 1024, metavar="SIZE", help="default 1 MiB")
+    sweep.add_argument("--points", type=_positive(int), default=7, help="capacities to solve (default 7)")
+    sweep.add_argument("--out", type=Path, default=Path("sweep.csv"), metavar="SWEEP.csv")
+    sweep.add_argument("--plot", type=Path, default=Path("sweep.png"), metavar="SWEEP.png")
     return top
+
+
+def _common(parser: argparse.ArgumentParser, backends: dict, default: str, objective: type) -> None:
+    """The instance and solver arguments that ``solve`` and ``sweep`` share."""
+    parser.add_argument(
+        "instance",
+        nargs="+",
+        metavar="INSTANCE",
+        help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
+    )
+    parser.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
+    parser.add_argument(
+        "--objective",
+        type=_objectives,
+        default=(objective.DRAM,),
+        metavar="{dram,energy,latency}[,...]",
+        help="what to minimise; a comma-separated list is lexicographic, e.g. dram,latency (default dram)",
+    )
+    parser.add_argument(
+        "--fusion",
+        type=_positive(int),
+        default=0,
+        metavar="N",
+        help="let up to N consecutive layers run as one fused group (default: no fusion)",
+    )
+    parser.add_argument("--solver", choices=list(backends), default=default)
+    parser.add_argument("--time-limit", type=_positive(float), default=None, metavar="SECONDS")
+    parser.add_argument("--mip-gap", type=_gap, default=0.0, help="relative gap to stop at (default 0: proven optimum)")
+    parser.add_argument("--threads", type=_positive(int), default=1)
+    parser.add_argument("--seed", type=int, default=0)  # fmt: skip
+
+
+def _size_argument(text: str) -> int:
+    from dse_milp.loader import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _instance_paths(args: argparse.Namespace) -> tuple[Path, Path]:
@@ -123,12 +178,8 @@ def _instance_paths(args: argparse.Namespace) -> tuple[Path, Path]:
     return entries[name].network, entries[name].accelerator
 
 
-def run_solve(args: argparse.Namespace, console: Console) -> int:
-    from dse_milp.marginals import marginal_traffic
-    from dse_milp.report import print_solution, solution_record
-    from dse_milp.solve import solve
-    from dse_milp.solvers import SolverOptions
-
+def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
+    """The network and accelerator the arguments name; every problem with both reported at once."""
     network_path, accelerator_path = _instance_paths(args)
     problems: list[str] = []
     network = accelerator = None
@@ -142,10 +193,26 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
         problems += exc.problems
     if problems or network is None or accelerator is None:
         raise InputError(problems)
+    return network, accelerator
 
-    if args.out is not None and not (args.out.parent.is_dir() and os.access(args.out.parent, os.W_OK)):
-        raise InputError([f"--out: cannot write {str(args.out)!r} (no writable folder {str(args.out.parent)!r})"])
-    options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
+
+def _writable(option: str, path: Path | None) -> None:
+    if path is not None and not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
+        raise InputError([f"{option}: cannot write {str(path)!r} (no writable folder {str(path.parent)!r})"])
+
+
+def _options(args: argparse.Namespace) -> SolverOptions:
+    return SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
+
+
+def run_solve(args: argparse.Namespace, console: Console) -> int:
+    from dse_milp.marginals import marginal_traffic
+    from dse_milp.report import print_solution, solution_record
+    from dse_milp.solve import solve
+
+    network, accelerator = _load(args)
+    _writable("--out", args.out)
+    options = _options(args)
     settings = {"objective": args.objective, "solver": args.solver, "options": options, "fusion": args.fusion}
     solution = solve(network, accelerator, **settings)
     if args.marginals:
@@ -162,6 +229,39 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def run_sweep(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from dse_milp.report import human_bytes
+    from dse_milp.sweep import capacities, plot, run_sweep, write_csv
+
+    network, accelerator = _load(args)
+    _writable("--out", args.out)
+    _writable("--plot", args.plot)
+    if args.min > args.max:
+        raise InputError([f"--min: {args.min} bytes is more than --max {args.max} bytes"])
+    totals = capacities(args.min, args.max, args.points)
+    runs = len(totals) * (2 if args.fusion > 1 else 1)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"sweeping {network.name} on {accelerator.name}", total=runs)
+        points = run_sweep(
+            network, accelerator, totals, args.fusion, args.objective, args.solver, _options(args),
+            advance=lambda: progress.advance(task),
+        )  # fmt: skip
+    write_csv(points, args.out)
+    plot(points, args.plot, f"{network.name} on {accelerator.name}")
+    for p in points:
+        traffic = (
+            "infeasible"
+            if p.dram_bytes is None
+            else f"{p.dram_bytes:,.0f} bytes ({p.dram_bytes / p.compulsory_bytes:.3f})"
+        )
+        fused = f", fusion {p.fusion}" if p.fusion else ""
+        console.print(f"{human_bytes(p.capacity_bytes):>10}{fused}: {traffic}")
+    console.print(f"wrote {args.out} and {args.plot}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
@@ -172,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(width=200)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return run_solve(args, console)
+        return run_solve(args, console) if args.command == "solve" else run_sweep(args, console)
     except InputError as exc:
         for problem in exc.problems:
             errors.print(f"error: {problem}", markup=False)

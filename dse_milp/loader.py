@@ -44,6 +44,13 @@ def _pair(minimum: int, also: str | None = None) -> BeforeValidator:
 _UNITS = {"b": 1, "kib": 1024, "kb": 1024, "mib": 1024**2, "mb": 1024**2}
 
 
+def parse_size(value: Any) -> int:
+    """Bytes: a positive integer, or a string such as '64 KiB' (or a digit string)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    return _size(value)
+
+
 def _size(value: Any) -> int:
     """Bytes: a positive integer, or a string such as '64 KiB'."""
     if type(value) is int and value > 0:

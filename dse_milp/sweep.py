@@ -1,0 +1,140 @@
+"""Sweeps: the least traffic of a network as the on-chip capacity grows.
+
+Each point solves the network to optimality on the accelerator with its buffer
+capacity scaled to the point's total: a unified buffer becomes that size;
+separate buffers keep their proportions; a free split shares that total (in
+whole banks). With fusion, every point is solved twice, without and with fused
+groups, so the two curves can be compared.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from dse_milp.accelerator import Accelerator, Buffer, Split
+from dse_milp.cost import Objective
+from dse_milp.errors import InfeasibleError
+from dse_milp.solve import compulsory_bytes, solve
+from dse_milp.solvers import SolverOptions
+from dse_milp.workload import Network
+
+FIELDS = (
+    "capacity_bytes", "fusion", "status", "dram_bytes", "compulsory_bytes", "ratio_to_compulsory",
+    "latency_cycles", "energy_pj", "fused_groups", "buffer_sizes", "seconds",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    capacity_bytes: int
+    fusion: int
+    status: str
+    """``optimal``, ``feasible`` (time limit), or ``infeasible`` (a layer fits no mapping)."""
+    dram_bytes: float | None
+    compulsory_bytes: float
+    latency_cycles: float | None
+    energy_pj: float | None
+    fused_groups: int
+    buffer_sizes: dict[str, int]
+    seconds: float
+
+
+def capacities(low: int, high: int, points: int) -> list[int]:
+    """``points`` capacities from ``low`` to ``high`` bytes, evenly spaced on a log scale
+    (in whole KiB when they are that large)."""
+    if points == 1:
+        return [low]
+    values = np.geomspace(low, high, points)
+    return sorted({int(v) if v < 1024 else round(v / 1024) * 1024 for v in values} | {low, high})
+
+
+def with_capacity(accelerator: Accelerator, total: int) -> Accelerator:
+    """``accelerator`` with ``total`` bytes of buffer, shared as its own buffers are."""
+    split = accelerator.split
+    if split is not None:
+        total = max(split.bank_bytes, total // split.bank_bytes * split.bank_bytes)
+        buffers = tuple(replace(b, capacity_bytes=total) for b in accelerator.buffers)
+        return replace(accelerator, buffers=buffers, split=Split(total, split.bank_bytes))
+    scale = total / sum(b.capacity_bytes for b in accelerator.buffers)
+    buffers = tuple(
+        Buffer(b.name, max(1, math.floor(b.capacity_bytes * scale)), b.operands) for b in accelerator.buffers
+    )
+    return replace(accelerator, buffers=buffers)
+
+
+def run_sweep(
+    network: Network,
+    accelerator: Accelerator,
+    totals: Sequence[int],
+    fusion: int = 0,
+    objective: Sequence[Objective] = (Objective.DRAM,),
+    solver: str = "highs",
+    options: SolverOptions | None = None,
+    advance: Callable[[], None] = lambda: None,
+) -> list[SweepPoint]:
+    """Solve ``network`` at every capacity of ``totals``, without fusion and, if ``fusion``
+    is 2 or more, with it; ``advance`` is called after each solve (for a progress bar)."""
+    floor = compulsory_bytes(network)
+    cache: dict = {}
+    points = []
+    for total in totals:
+        sized = with_capacity(accelerator, total)
+        for depth in (0, fusion) if fusion > 1 else (0,):
+            try:
+                s = solve(network, sized, objective, solver, options, fusion=depth, prices=False, cache=cache)
+            except InfeasibleError:
+                points.append(SweepPoint(total, depth, "infeasible", None, floor, None, None, 0, {}, 0.0))
+            else:
+                points.append(
+                    SweepPoint(
+                        total, depth, s.result.status.value, s.dram_bytes, floor, s.latency_cycles, s.energy_pj,
+                        len(s.groups), s.buffer_sizes, sum(s.seconds.values()),
+                    )
+                )  # fmt: skip
+            advance()
+    return points
+
+
+def write_csv(points: Sequence[SweepPoint], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(FIELDS)
+        for p in points:
+            ratio = None if p.dram_bytes is None else p.dram_bytes / p.compulsory_bytes
+            sizes = ";".join(f"{name}={size}" for name, size in p.buffer_sizes.items())
+            writer.writerow(
+                [p.capacity_bytes, p.fusion, p.status, p.dram_bytes, p.compulsory_bytes, ratio,
+                 p.latency_cycles, p.energy_pj, p.fused_groups, sizes, f"{p.seconds:.3f}"]
+            )  # fmt: skip
+
+
+def plot(points: Sequence[SweepPoint], path: Path, title: str) -> None:
+    """Least DRAM traffic against capacity (log-log), one line per fusion setting, with the
+    compulsory traffic drawn as the floor."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for depth in sorted({p.fusion for p in points}):
+        solved = [p for p in points if p.fusion == depth and p.dram_bytes is not None]
+        label = "layer by layer" if depth == 0 else f"fused groups of up to {depth} layers"
+        ax.plot([p.capacity_bytes / 1024 for p in solved], [p.dram_bytes for p in solved], marker="o", label=label)
+    ax.axhline(points[0].compulsory_bytes, color="black", linestyle="--", linewidth=1, label="compulsory traffic")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("on-chip buffer (KiB)")
+    ax.set_ylabel("least DRAM traffic (bytes)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
