@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from dse_milp.candidates import channel_options, spatial_options
+from dse_milp.candidates import _generate, channel_options, spatial_options
 from dse_milp.cli import BUNDLED_SUITE
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.solve import solve
@@ -47,9 +47,9 @@ def main() -> None:
         network, accelerator = load_network(entry.network), load_accelerator(entry.accelerator)
         runs = []
         for _ in range(args.repeat):
-            for cache in (channel_options, spatial_options, halo_stats):
+            for cache in (channel_options, spatial_options, halo_stats, _generate):
                 cache.cache_clear()  # every run starts cold, as a fresh `python -m dse_milp solve` does
-            runs.append(solve(network, accelerator, solver=args.solver, options=SolverOptions()))
+            runs.append(solve(network, accelerator, solver=args.solver, options=SolverOptions(), prices=False))
         best = {step: min(run.seconds[step] for run in runs) for step in ("candidates", "build", "solve")}
         s = runs[0]
         binaries = sum(r.candidates for r in s.layers)

@@ -137,9 +137,12 @@ def layer_table(solution: Solution) -> Table:
     )
     for column in ("layer", "kind", "tiles m,n,r,c", "order", "footprint", "input", "weight", "output", "psum"):
         table.add_column(column, justify="left" if column in ("layer", "kind", "order") else "right")
-    index = {id(group): i for i, group in enumerate(solution.groups)}
     table.add_column("total", justify="right")
     table.add_column("share", justify="right")
+    table.add_column("price", justify="right")
+    if solution.marginals is not None:
+        table.add_column("per channel", justify="right")
+    index = {id(group): i for i, group in enumerate(solution.groups)}
     for layer in solution.layers:
         t = layer.traffic
         if layer.mapping is None:
