@@ -19,9 +19,10 @@ from typing import NoReturn
 from rich.console import Console
 
 from dse_milp.accelerator import Accelerator
+from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, NoSolutionError
 from dse_milp.loader import load_accelerator, load_network, load_suite
-from dse_milp.solvers import SolverOptions
+from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.workload import Network
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
@@ -51,9 +52,7 @@ def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
     return parse
 
 
-def _objectives(text: str) -> tuple:
-    from dse_milp.cost import Objective
-
+def _objectives(text: str) -> tuple[Objective, ...]:
     names = [name.strip() for name in text.split(",")]
     unknown = [name for name in names if name not in {o.value for o in Objective}]
     if unknown or not names:
@@ -72,9 +71,6 @@ def _gap(text: str) -> float:
 
 
 def parser() -> argparse.ArgumentParser:
-    from dse_milp.cost import Objective
-    from dse_milp.solvers import BACKENDS, DEFAULT
-
     top = _Parser(prog="python -m dse_milp", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
     solve = commands.add_parser(
@@ -83,27 +79,7 @@ def parser() -> argparse.ArgumentParser:
         description="Find the tiling and loop order of every layer that minimise the objective, "
         "solved to proven optimality.",
     )
-    solve.add_argument(
-        "instance", nargs="+", metavar="INSTANCE",
-        help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
-    )  # fmt: skip
-    solve.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
-    solve.add_argument(
-        "--objective",
-        type=_objectives,
-        default=(Objective.DRAM,),
-        metavar="{dram,energy,latency}[,...]",
-        help="what to minimise; a comma-separated list is lexicographic, e.g. dram,latency (default dram)",
-    )
-    solve.add_argument(
-        "--fusion", type=_positive(int), default=0, metavar="N",
-        help="let up to N consecutive layers run as one fused group (default: no fusion)",
-    )  # fmt: skip
-    solve.add_argument("--solver", choices=list(BACKENDS), default=DEFAULT)
-    solve.add_argument("--time-limit", type=_positive(float), default=None, metavar="SECONDS")
-    solve.add_argument("--mip-gap", type=_gap, default=0.0, help="relative gap to stop at (default 0: proven optimum)")
-    solve.add_argument("--threads", type=_positive(int), default=1)
-    solve.add_argument("--seed", type=int, default=0)
+    _common(solve)
     solve.add_argument("--out", type=Path, default=None, metavar="RESULT.json", help="write the JSON result here")
     solve.add_argument(
         "--marginals",
@@ -118,7 +94,7 @@ def parser() -> argparse.ArgumentParser:
         description="Solve the network at buffer capacities from --min to --max (log-spaced), without and, "
         "with --fusion, with fused groups; write a CSV and a PNG plot with the compulsory traffic as the floor.",
     )
-    _common(sweep, BACKENDS, DEFAULT, Objective)
+    _common(sweep)
     sweep.add_argument("--min", type=_size_argument, default=16 * 1024, metavar="SIZE", help="default 16 KiB")
     sweep.add_argument("--max", type=_size_argument, default=1024 * 1024, metavar="SIZE", help="default 1 MiB")
     sweep.add_argument("--points", type=_positive(int), default=7, help="capacities to solve (default 7)")
@@ -127,7 +103,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def _common(parser: argparse.ArgumentParser, backends: dict, default: str, objective: type) -> None:
+def _common(parser: argparse.ArgumentParser) -> None:
     """The instance and solver arguments that ``solve`` and ``sweep`` share."""
     parser.add_argument(
         "instance",
@@ -139,7 +115,7 @@ def _common(parser: argparse.ArgumentParser, backends: dict, default: str, objec
     parser.add_argument(
         "--objective",
         type=_objectives,
-        default=(objective.DRAM,),
+        default=(Objective.DRAM,),
         metavar="{dram,energy,latency}[,...]",
         help="what to minimise; a comma-separated list is lexicographic, e.g. dram,latency (default dram)",
     )
@@ -150,7 +126,7 @@ def _common(parser: argparse.ArgumentParser, backends: dict, default: str, objec
         metavar="N",
         help="let up to N consecutive layers run as one fused group (default: no fusion)",
     )
-    parser.add_argument("--solver", choices=list(backends), default=default)
+    parser.add_argument("--solver", choices=list(BACKENDS), default=DEFAULT)
     parser.add_argument("--time-limit", type=_positive(float), default=None, metavar="SECONDS")
     parser.add_argument("--mip-gap", type=_gap, default=0.0, help="relative gap to stop at (default 0: proven optimum)")
     parser.add_argument("--threads", type=_positive(int), default=1)

@@ -11,26 +11,16 @@ import pytest
 from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
 from dse_milp.candidates import TRAFFIC_FIELDS, generate
 from dse_milp.cost import Objective
-from dse_milp.fusion import GroupMapping, Segment, fusible, generate_group, group_cost, residency_choices
+from dse_milp.fusion import GroupMapping, Segment, generate_group, group_cost, residency_choices
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
-from dse_milp.solve import build_problem, solve
+from dse_milp.solve import build_problem, segments, solve
 from dse_milp.solvers import Status
 from dse_milp.workload import Network
 from tests.brute_force import best_fused_network_cost
 from tests.layers import TINY_NETWORK, random_network_spec
 
 ENERGY = Energy(20.0, 0.6, 0.2)
-
-
-def segments(network: Network, longest: int = 6) -> list[Segment]:
-    n = len(network.layers)
-    return [
-        Segment(network, a, b)
-        for a in range(n)
-        for b in range(a + 2, min(a + longest, n) + 1)
-        if fusible(network, a, b)
-    ]
 
 
 def random_networks(count: int, seed: int = 0) -> list[Network]:
@@ -52,7 +42,7 @@ def test_group_closed_form_matches_simulation():
     rng = random.Random(7)
     checked = 0
     for network in random_networks(150, seed=1):
-        for segment in segments(network):
+        for segment in segments(network, 6):
             for mapping in rng.sample(every_group_mapping(segment), k=min(6, len(every_group_mapping(segment)))):
                 double = rng.random() < 0.5
                 assert group_cost(segment, mapping, double) == simulate_group(segment, mapping, double)
