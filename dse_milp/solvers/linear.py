@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyomo.environ as pyo
-from pyomo.core.base.constraint import ConstraintData
 from pyomo.core.base.var import VarData
 from pyomo.repn import generate_standard_repn
 
@@ -20,8 +19,6 @@ class LinearForm:
     """
 
     variables: list[VarData]
-    constraints: list[ConstraintData]
-    """The model constraint of each row."""
     cost: np.ndarray
     offset: float
     row_start: np.ndarray
@@ -68,8 +65,7 @@ def linear_form(model: pyo.ConcreteModel) -> LinearForm:
         columns((var,))
 
     starts, cols, vals, lower, upper = [0], [], [], [], []
-    constraints = list(model.component_data_objects(pyo.Constraint, active=True))
-    for con in constraints:
+    for con in model.component_data_objects(pyo.Constraint, active=True):
         repn = generate_standard_repn(con.body, compute_values=True, quadratic=False)
         if not repn.is_linear():
             raise ValueError(f"constraint {con.name} is not linear")
@@ -87,7 +83,6 @@ def linear_form(model: pyo.ConcreteModel) -> LinearForm:
     np.add.at(cost, columns(repn.linear_vars), repn.linear_coefs)
     return LinearForm(
         variables=variables,
-        constraints=constraints,
         cost=cost,
         offset=float(repn.constant),
         row_start=np.array(starts, dtype=np.int64),
