@@ -14,9 +14,10 @@ def add_partition(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
     banks of ``bank`` bytes) a one-hot choice size_is[b, j] gives each buffer j
     banks, j = 0..banks, with
 
-        sum_j size_is[b, j] = 1,    sum_b sum_j j * size_is[b, j] <= banks
+        sum_j size_is[b, j] = 1,    sum_b sum_j j * size_is[b, j] = banks
 
-    so one split serves every layer and group; buffer_size[b] = bank * sum_j j *
+    so one split serves every layer and group (every bank is assigned: a larger
+    buffer never costs anything, so this loses nothing and settles ties); buffer_size[b] = bank * sum_j j *
     size_is[b, j], and at_least[b, j] = sum_{j' >= j} size_is[b, j'] is 1 when b
     has j or more banks (the capacity rows use it).
     """
@@ -35,7 +36,7 @@ def add_partition(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
 
     m.banks = pyo.Expression(m.buffers, rule=lambda m, b: pyo.quicksum(j * m.size_is[b, j] for j in m.sizes))
     m.split_total = pyo.Constraint(
-        expr=pyo.quicksum(m.banks[b] for b in m.buffers) <= split.banks, doc="the buffers share the banks"
+        expr=pyo.quicksum(m.banks[b] for b in m.buffers) == split.banks, doc="the buffers share all the banks"
     )
     m.buffer_size = pyo.Expression(m.buffers, rule=lambda m, b: split.bank_bytes * m.banks[b], doc="bytes per buffer")
     m.at_least = pyo.Expression(

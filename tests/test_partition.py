@@ -72,7 +72,7 @@ def test_free_split_equals_the_best_fixed_split(seed: int):
     solution = solve(network, free, objective, fusion=fusion)
     assert solution.result.status is Status.OPTIMAL
     assert solution.result.objective == pytest.approx(expected, rel=1e-9)
-    assert sum(solution.buffer_sizes.values()) <= split.total_bytes
+    assert sum(solution.buffer_sizes.values()) == split.total_bytes
     assert all(size % bank == 0 for size in solution.buffer_sizes.values())
 
 

@@ -67,7 +67,7 @@ def test_sweep_of_a_free_split_records_the_chosen_sizes(tmp_path):
     )
     for row in rows(out):
         sizes = dict(part.split("=") for part in row["buffer_sizes"].split(";"))
-        assert sum(int(v) for v in sizes.values()) <= int(row["capacity_bytes"])
+        assert sum(int(v) for v in sizes.values()) == int(row["capacity_bytes"])
         assert all(int(v) % (8 * 1024) == 0 for v in sizes.values())
 
 
