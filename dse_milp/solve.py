@@ -273,53 +273,74 @@ def _results(
     fused: dict[tuple[str, str], int],
     shadow: dict[str, dict[str, float]],
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
-    """The chosen mappings, re-evaluated by the independent checker."""
-    acc = problem.accelerator
+    """The program's choices, re-evaluated by the independent checker, which must agree with
+    the candidates' own figures."""
     mappings = {name: problem.candidates[name].mapping(k) for name, k in chosen.items()}
     group_mappings = {key: problem.groups[key].mappings[k] for key, k in fused.items()}
-    check = check_mappings(problem.network, acc, mappings, group_mappings)
+    counts = {name: len(cands) for name, cands in problem.candidates.items()}
+    counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
+    layers, groups = design_results(problem.network, problem.accelerator, mappings, group_mappings, counts, shadow)
+    expected = {name: int(problem.candidates[name].total_bits[k]) for name, k in chosen.items()}
+    expected |= {f"{a}..{b}": int(problem.groups[a, b].total_bits[k]) for (a, b), k in fused.items()}
+    found = {r.layer.name: r.traffic.total for r in layers if r.group is None}
+    found |= {g.name: g.cost.traffic.total for g in groups}
+    if expected != found:
+        raise DseError("internal error: closed forms and candidate traffic differ")
+    return layers, groups
+
+
+def design_results(
+    network: Network,
+    accelerator: Accelerator,
+    mappings: dict[str, Mapping],
+    group_mappings: dict[tuple[str, str], GroupMapping],
+    candidates: dict[str, int] | None = None,
+    shadow: dict[str, dict[str, float]] | None = None,
+) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
+    """Evaluate a design (layers alone with their mappings, fused groups with theirs) with the
+    independent checker; raise DseError if it breaks a rule. ``candidates`` counts each unit's
+    candidate mappings (by layer name, or ``first..last``), ``shadow`` gives their prices."""
+    candidates, shadow = candidates or {}, shadow or {}
+    acc = accelerator
+    check = check_mappings(network, acc, mappings, group_mappings)
     if check.violations:
-        raise DseError("internal error: the solution fails its check: " + "; ".join(check.violations))
+        raise DseError("internal error: the design fails its check: " + "; ".join(check.violations))
 
     groups: dict[str, GroupResult] = {}
-    for key, k in fused.items():
-        checked, cands = check.groups[key], problem.groups[key]
-        if checked.cost.traffic.total != int(cands.total_bits[k]):
-            raise DseError(f"internal error: group {key}: closed form and candidate traffic differ")
+    for key, mapping in group_mappings.items():
+        checked = check.groups[key]
         layers = checked.segment.layers
         macs = sum(layer.macs + checked.cost.extra_macs[layer.name] for layer in layers)
         operand_bytes = sum(
             (layer.macs + checked.cost.extra_macs[layer.name]) * operand_bytes_per_mac(layer) for layer in layers
         )
         dram = checked.cost.traffic.total / 8
+        name = f"{key[0]}..{key[1]}"
         result = GroupResult(
             segment=checked.segment,
-            mapping=group_mappings[key],
+            mapping=mapping,
             cost=checked.cost,
             buffer_bytes=checked.buffer_bytes,
-            candidates=len(cands),
+            candidates=candidates.get(name, 0),
             latency_cycles=cost_of(Objective.LATENCY, acc, dram, macs, operand_bytes).item(),
             energy_pj=cost_of(Objective.ENERGY, acc, dram, macs, operand_bytes).item(),
-            shadow_price=shadow.get(f"{key[0]}..{key[1]}"),
+            shadow_price=shadow.get(name),
         )
         for layer in layers:
             groups[layer.name] = result
 
     results = []
-    for layer in problem.network.layers:
+    for layer in network.layers:
         group = groups.get(layer.name)
         if group is not None:
             results.append(
                 LayerResult(
                     layer, None, group, group.cost.by_layer[layer.name], group.buffer_bytes,
-                    len(problem.candidates[layer.name]), None, None, group.shadow_price,
+                    candidates.get(layer.name, 0), None, None, group.shadow_price,
                 )
             )  # fmt: skip
             continue
-        cands, k = problem.candidates[layer.name], chosen[layer.name]
         checked = check.layers[layer.name]
-        if checked.traffic.total != int(cands.total_bits[k]):
-            raise DseError(f"internal error: layer {layer.name!r}: closed form and candidate traffic differ")
         dram = checked.traffic.total / 8
         results.append(
             LayerResult(
@@ -328,7 +349,7 @@ def _results(
                 group=None,
                 traffic=checked.traffic,
                 buffer_bytes=checked.buffer_bytes,
-                candidates=len(cands),
+                candidates=candidates.get(layer.name, 0),
                 latency_cycles=cost(Objective.LATENCY, layer, acc, dram).item(),
                 energy_pj=cost(Objective.ENERGY, layer, acc, dram).item(),
                 shadow_price=shadow.get(layer.name),
