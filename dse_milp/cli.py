@@ -21,6 +21,7 @@ from rich.console import Console
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, NoSolutionError
+from dse_milp.heuristics import METHODS
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.workload import Network
@@ -80,6 +81,19 @@ def parser() -> argparse.ArgumentParser:
         "solved to proven optimality.",
     )
     _common(solve)
+    solve.add_argument(
+        "--method",
+        choices=["milp", *METHODS],
+        default="milp",
+        help="the program (default), or a heuristic search over the same design space",
+    )
+    solve.add_argument(
+        "--evaluations",
+        type=_positive(int),
+        default=2000,
+        metavar="N",
+        help="designs a heuristic search may score (default 2000); --time-limit also bounds it",
+    )
     solve.add_argument("--out", type=Path, default=None, metavar="RESULT.json", help="write the JSON result here")
     solve.add_argument(
         "--marginals",
@@ -182,6 +196,7 @@ def _options(args: argparse.Namespace) -> SolverOptions:
 
 
 def run_solve(args: argparse.Namespace, console: Console) -> int:
+    from dse_milp.heuristics import heuristic_solution
     from dse_milp.marginals import marginal_traffic
     from dse_milp.report import print_solution, solution_record
     from dse_milp.solve import solve
@@ -190,8 +205,16 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
     _writable("--out", args.out)
     options = _options(args)
     settings = {"objective": args.objective, "solver": args.solver, "options": options, "fusion": args.fusion}
-    solution = solve(network, accelerator, **settings)
-    if args.marginals:
+    if args.method != "milp":
+        if args.marginals or len(args.objective) > 1:
+            raise InputError(["--method: a heuristic search takes one objective and no --marginals"])
+        solution = heuristic_solution(
+            args.method, network, accelerator, args.objective[0], args.fusion, args.evaluations, args.time_limit,
+            args.seed,
+        )  # fmt: skip
+    else:
+        solution = solve(network, accelerator, **settings)
+    if args.marginals and args.method == "milp":
         start = time.perf_counter()
         marginals = marginal_traffic(solution, **settings)
         seconds = solution.seconds | {"marginals": time.perf_counter() - start}

@@ -109,6 +109,10 @@ def solution_record(solution: Solution) -> dict[str, Any]:
             for layer in solution.layers
         ],
         "groups": [group_record(group, total) for group in solution.groups],
+        "evaluations": solution.evaluations,
+        "curve": None
+        if solution.curve is None
+        else [{"seconds": t, "evaluations": n, "objective_value": v} for t, n, v in solution.curve],
     }
 
 

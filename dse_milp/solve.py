@@ -91,6 +91,10 @@ class Solution:
     """Bytes of each buffer: the accelerator's, or the program's choice under a free split."""
     marginals: dict[str, float | None] | None = None
     """DRAM bytes saved per removed output channel, by layer (see ``dse_milp.marginals``)."""
+    curve: tuple[tuple[float, int, float], ...] | None = None
+    """For a heuristic search: its best cost whenever it improved, (seconds, evaluations, cost)."""
+    evaluations: int | None = None
+    """For a heuristic search: the designs it scored."""
 
     @property
     def dram_bytes(self) -> float:

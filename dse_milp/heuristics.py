@@ -1,0 +1,291 @@
+"""Heuristic search over the same decisions as the program, with the same cost model.
+
+The baselines reviewers compare against (Timeloop's random mapper, ZigZag's
+LOMA and SALSA, GAMMA's genetic algorithm) search mappings heuristically. Here
+three searches explore exactly the program's design space, every design scored
+by the same exact closed forms and checked by the same rules:
+
+- per layer, the tile sizes (any integers from 1 to each loop's extent) and the
+  loop order (all 24);
+- with fusion, where the fusion boundaries fall, and each fused group's tile and
+  resident weights;
+- with a free split, the banks of each buffer.
+
+A design is a vector of genes in [0, 1) (``SearchSpace.decode``); the searches
+come from well-kept libraries: random search and a genetic algorithm from
+pymoo, simulated annealing from SciPy (``dual_annealing`` without its local
+search, i.e. generalised simulated annealing). A design whose tiles overflow a
+buffer is repaired deterministically (tiles halved, resident weights dropped,
+groups split) so that every design scored is feasible, or scored as a penalty
+when even the smallest tiles do not fit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import numpy as np
+
+from dse_milp.accelerator import Accelerator, sized
+from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
+from dse_milp.errors import NoSolutionError
+from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost
+from dse_milp.solve import Solution, design_results
+from dse_milp.solvers import SolveResult, Status
+from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, traffic
+from dse_milp.workload import Network
+
+METHODS = ("random", "anneal", "genetic")
+PENALTY = 1e30
+"""The score of a design that fits nowhere, even with its smallest tiles."""
+
+
+@dataclass(frozen=True)
+class Design:
+    mappings: dict[str, Mapping]
+    """Layers run alone."""
+    groups: dict[tuple[str, str], GroupMapping]
+    sizes: dict[str, int]
+    """Bytes of each buffer."""
+
+
+@dataclass
+class SearchSpace:
+    """The genes of a design and their meaning, for one network on one accelerator."""
+
+    network: Network
+    accelerator: Accelerator
+    objective: Objective
+    fusion: int = 0
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def genes(self) -> int:
+        per_layer = 5 + (4 if self.fusion > 1 else 0)
+        return per_layer * len(self.network.layers) + (2 if self.accelerator.split else 0)
+
+    def decode(self, x: np.ndarray) -> Design:
+        """The design the genes ``x`` (each in [0, 1)) describe, before any repair."""
+        layers = self.network.layers
+        pick = lambda g, n: min(n - 1, int(g * n))  # noqa: E731 - a gene in [0, 1) to one of n choices
+        genes = iter(np.clip(x, 0.0, 1.0 - 1e-12))
+        mappings = {}
+        for layer in layers:
+            tiles = [1 + pick(next(genes), extent) for extent in layer.dims.values()]
+            mappings[layer.name] = Mapping(Tiling(*tiles), ORDERS[pick(next(genes), len(ORDERS))])
+        groups: dict[tuple[str, str], GroupMapping] = {}
+        if self.fusion > 1:
+            joins, tiles, resident = [], [], []
+            for _ in layers:
+                joins.append(next(genes) >= 0.5)
+                tiles.append((next(genes), next(genes)))
+                resident.append(next(genes) >= 0.5)
+            start = 0
+            for i in range(len(layers)):
+                if i + 1 < len(layers) and joins[i]:
+                    continue
+                if i + 1 - start >= 2 and i + 1 - start <= self.fusion and fusible(self.network, start, i + 1):
+                    out = self.network.output_shapes[layers[i].name]
+                    keep = frozenset(
+                        layer.name for layer, r in zip(layers[start : i + 1], resident[start : i + 1], strict=True)
+                        if r and layer.has_weights
+                    )  # fmt: skip
+                    rows, cols = tiles[i]
+                    groups[layers[start].name, layers[i].name] = GroupMapping(
+                        1 + pick(rows, out.height), 1 + pick(cols, out.width), keep
+                    )
+                    for layer in layers[start : i + 1]:
+                        del mappings[layer.name]
+                start = i + 1
+        sizes = {b.name: b.capacity_bytes for b in self.accelerator.buffers}
+        split = self.accelerator.split
+        if split is not None:
+            first = pick(next(genes), split.banks + 1)
+            second = pick(next(genes), split.banks + 1 - first)
+            banks = (first, second, split.banks - first - second)
+            sizes = {b.name: n * split.bank_bytes for b, n in zip(self.accelerator.buffers, banks, strict=True)}
+        return Design(mappings, groups, sizes)
+
+    def repair(self, design: Design) -> Design | None:
+        """The design with every unit made to fit its buffers, or None if one never can."""
+        acc = sized(self.accelerator, design.sizes)
+        mappings = dict(design.mappings)
+        groups = {}
+        for key, mapping in design.groups.items():
+            fitted = self._fit_group(acc, key, mapping)
+            if fitted is None:  # run the group's layers alone instead
+                for layer in self._segment(key).layers:
+                    mappings[layer.name] = Mapping(Tiling(1, 1, 1, 1), ORDERS[0])
+            else:
+                groups[key] = fitted
+        for name, mapping in mappings.items():
+            fitted = self._fit_layer(acc, name, mapping)
+            if fitted is None:
+                return None
+            mappings[name] = fitted
+        return Design(mappings, groups, design.sizes)
+
+    def score(self, design: Design) -> float:
+        """The objective's cost of a repaired design."""
+        acc = sized(self.accelerator, design.sizes)
+        total = 0.0
+        for name, mapping in design.mappings.items():
+            key = ("layer", name, mapping, tuple(design.sizes.values()))
+            if key not in self._memo:
+                layer = self.network.by_name[name]
+                self._memo[key] = cost(self.objective, layer, acc, traffic(layer, mapping).total / 8).item()
+            total += self._memo[key]
+        for group, mapping in design.groups.items():
+            key = ("group", group, mapping, tuple(design.sizes.values()))
+            if key not in self._memo:
+                segment = self._segment(group)
+                c = group_cost(segment, mapping, acc.double_buffering)
+                macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
+                operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
+                value = cost_of(self.objective, acc, c.traffic.total / 8, sum(macs.values()), operand)
+                self._memo[key] = value.item()
+            total += self._memo[key]
+        return total
+
+    def evaluate(self, x: np.ndarray) -> tuple[float, Design | None]:
+        design = self.repair(self.decode(x))
+        return (PENALTY, None) if design is None else (self.score(design), design)
+
+    def _segment(self, key: tuple[str, str]) -> Segment:
+        position = {layer.name: i for i, layer in enumerate(self.network.layers)}
+        return Segment(self.network, position[key[0]], position[key[1]] + 1)
+
+    @staticmethod
+    def _fits(acc: Accelerator, tiles: dict) -> bool:
+        return all(sum(tiles[op] for op in b.operands) <= 8 * b.capacity_bytes for b in acc.buffers)
+
+    def _fit_layer(self, acc: Accelerator, name: str, mapping: Mapping) -> Mapping | None:
+        """Halve the largest tile until the layer fits; None if even 1x1x1x1 does not."""
+        layer = self.network.by_name[name]
+        tiling = mapping.tiling.as_dict()
+        while not self._fits(acc, footprint(layer, Tiling(**tiling), acc.double_buffering)):
+            d = max(tiling, key=lambda d: (tiling[d], "mnrc".index(d)))
+            if tiling[d] == 1:
+                return None
+            tiling[d] = math.ceil(tiling[d] / 2)
+        return Mapping(Tiling(**tiling), mapping.order)
+
+    def _fit_group(self, acc: Accelerator, key: tuple[str, str], mapping: GroupMapping) -> GroupMapping | None:
+        """Drop resident weights (largest first), then halve the tile, until the group fits."""
+        segment = self._segment(key)
+        weights = {layer.name: layer.weight_elements for layer in segment.layers}
+        while not self._fits(acc, group_cost(segment, mapping, acc.double_buffering).footprint):
+            if mapping.resident:
+                heaviest = max(mapping.resident, key=lambda n: (weights[n], n))
+                mapping = GroupMapping(mapping.rows, mapping.cols, mapping.resident - {heaviest})
+            elif mapping.rows > 1 or mapping.cols > 1:
+                rows, cols = mapping.rows, mapping.cols
+                rows, cols = (math.ceil(rows / 2), cols) if rows >= cols else (rows, math.ceil(cols / 2))
+                mapping = GroupMapping(rows, cols, mapping.resident)
+            else:
+                return None
+        return mapping
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    method: str
+    version: str
+    design: Design | None
+    """The best feasible design found; None if none was."""
+    cost: float
+    evaluations: int
+    seconds: float
+    curve: list[tuple[float, int, float]]
+    """Best cost so far whenever it improved: (seconds, evaluations, cost)."""
+
+
+class _Budget(Exception):
+    """Raised inside an objective function to stop a search at its budget."""
+
+
+def search(
+    method: str,
+    network: Network,
+    accelerator: Accelerator,
+    objective: Objective = Objective.DRAM,
+    fusion: int = 0,
+    evaluations: int = 2000,
+    seconds: float | None = None,
+    seed: int = 0,
+) -> SearchResult:
+    """Run one heuristic search until ``evaluations`` designs are scored or ``seconds`` pass."""
+    space = SearchSpace(network, accelerator, objective, fusion)
+    best: list = [math.inf, None]
+    curve: list[tuple[float, int, float]] = []
+    count = [0]
+    start = time.perf_counter()
+
+    def f(x: np.ndarray) -> float:
+        if count[0] >= evaluations or (seconds is not None and time.perf_counter() - start >= seconds):
+            raise _Budget
+        count[0] += 1
+        value, design = space.evaluate(np.asarray(x, dtype=float))
+        if design is not None and value < best[0]:
+            best[:] = [value, design]
+            curve.append((time.perf_counter() - start, count[0], value))
+        return value
+
+    with contextlib.suppress(_Budget):
+        _run(method, f, space.genes, evaluations, seed)
+    version = metadata.version("scipy" if method == "anneal" else "pymoo")
+    return SearchResult(method, version, best[1], best[0], count[0], time.perf_counter() - start, curve)
+
+
+def _run(method: str, f: object, genes: int, evaluations: int, seed: int) -> None:
+    """Drive ``f`` with the chosen library until it finishes or ``f`` raises _Budget."""
+    if method == "anneal":
+        from scipy.optimize import dual_annealing
+
+        dual_annealing(f, bounds=[(0.0, 1.0)] * genes, seed=seed, maxfun=evaluations, no_local_search=True)
+        return
+    from pymoo.algorithms.soo.nonconvex.ga import GA
+    from pymoo.algorithms.soo.nonconvex.random_search import RandomSearch
+    from pymoo.core.problem import ElementwiseProblem
+    from pymoo.optimize import minimize
+
+    class Problem(ElementwiseProblem):
+        def __init__(self) -> None:
+            super().__init__(n_var=genes, n_obj=1, xl=0.0, xu=1.0)
+
+        def _evaluate(self, x: np.ndarray, out: dict, *args: object, **kwargs: object) -> None:
+            out["F"] = f(x)  # type: ignore[operator]
+
+    algorithm = RandomSearch() if method == "random" else GA(pop_size=min(100, max(10, evaluations // 20)))
+    minimize(Problem(), algorithm, ("n_eval", evaluations + 1), seed=seed, verbose=False)
+
+
+def heuristic_solution(
+    method: str,
+    network: Network,
+    accelerator: Accelerator,
+    objective: Objective = Objective.DRAM,
+    fusion: int = 0,
+    evaluations: int = 2000,
+    seconds: float | None = None,
+    seed: int = 0,
+) -> Solution:
+    """The best design a search finds, checked and reported like the program's solution.
+
+    Its status is ``feasible`` (a search proves nothing); NoSolutionError if no design
+    found fits.
+    """
+    result = search(method, network, accelerator, objective, fusion, evaluations, seconds, seed)
+    if result.design is None:
+        raise NoSolutionError(f"{method} found no design that fits in {result.evaluations} evaluations")
+    design = result.design
+    layers, groups = design_results(network, sized(accelerator, design.sizes), design.mappings, design.groups)
+    status = SolveResult(Status.FEASIBLE, result.cost, None, result.seconds, method, result.version)
+    return Solution(
+        network, accelerator, (objective,), status, layers, groups, {"search": result.seconds}, dict(design.sizes),
+        curve=tuple(result.curve), evaluations=result.evaluations,
+    )  # fmt: skip
