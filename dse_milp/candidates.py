@@ -274,3 +274,50 @@ def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
         footprint=footprint[:-1],
         smallest_footprint=footprint[-1],
     )
+
+
+def least_traffic_for_order(layer: Layer, accelerator: Accelerator, order: str) -> int | None:
+    """The least traffic (bits) of ``layer`` over every tiling that fits, with its loop order
+    fixed to ``order``: a fixed-dataflow baseline. None if no tiling fits.
+
+    The tile options are those of ``loop_options`` (their reduction does not depend
+    on the order); each operand's refetch factor follows ``dse_milp.traffic.refetch``
+    with loops of one trip left out.
+    """
+    options = loop_options(layer)
+    shape = [len(options[d].tile) for d in "mnrc"]
+
+    def grid(d: str, field: str) -> np.ndarray:
+        axes = [1, 1, 1, 1]
+        axes["mnrc".index(d)] = -1
+        return getattr(options[d], field).astype(np.int64).reshape(axes)
+
+    trips = {d: grid(d, "trips") for d in "mnrc"}
+
+    def refetch(relevant: str) -> np.ndarray:
+        inner = -np.ones(shape, dtype=np.int64)  # position of the innermost relevant loop with trips
+        for d in relevant:
+            inner = np.maximum(inner, np.where(trips[d] > 1, order.index(d), -1))
+        factor = np.ones(shape, dtype=np.int64)
+        for d in "mnrc":
+            if d not in relevant:
+                factor = factor * np.where(order.index(d) < inner, trips[d], 1)
+        return factor
+
+    bits = layer.precision
+    inputs = layer.groups * layer.ng * grid("r", "reads") * grid("c", "reads") * bits.input * layer.input_tensors
+    visits = refetch("mrc")
+    total = (
+        inputs * refetch("nrc") + layer.weight_elements * bits.weight * refetch("mn")
+        + layer.output_elements * bits.output + 2 * (visits - 1) * layer.output_elements * bits.psum
+    )  # fmt: skip
+    tile = {d: grid(d, "tile") for d in "mnrc"}
+    largest = {d: grid(d, "largest") for d in "mnrc"}
+    copies = 2 if accelerator.double_buffering else 1
+    parts = _footprint_parts(layer, tile, largest, trips["n"], copies)
+    fits = np.ones(shape, dtype=bool)
+    for buffer in accelerator.buffers:
+        fits &= sum(parts[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
+    if accelerator.split is not None:
+        fits &= sum(parts) <= 8 * accelerator.split.total_bytes
+    return int(total[fits].min()) if fits.any() else None

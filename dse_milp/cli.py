@@ -114,6 +114,20 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--points", type=_positive(int), default=7, help="capacities to solve (default 7)")
     sweep.add_argument("--out", type=Path, default=Path("sweep.csv"), metavar="SWEEP.csv")
     sweep.add_argument("--plot", type=Path, default=Path("sweep.png"), metavar="SWEEP.png")
+
+    bench = commands.add_parser(
+        "bench",
+        help="the program against heuristic search and fixed dataflows, over a suite",
+        description="For every suite instance: the program with HiGHS and OR-Tools, each heuristic search with the "
+        "program's wall time and ten times it, fixed-dataflow baselines, and an exhaustive search where small; "
+        "writes results.{md,csv,json} and a convergence plot per instance.",
+    )
+    bench.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file (default: the bundled one)")
+    bench.add_argument("--fusion", type=_positive(int), default=0, metavar="N", help="fused groups of up to N layers")
+    bench.add_argument("--jobs", type=_positive(int), default=1, help="instances run in parallel processes")
+    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--quick", action="store_true", help="two tiny instances and short budgets (for tests)")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"), metavar="DIR")
     return top
 
 
@@ -261,6 +275,30 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+QUICK = ("tiny_dscnn@npu-32k", "tiny_resnet8@npu-32k")
+
+
+def run_bench(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import Progress
+
+    from dse_milp.bench import BenchSettings, markdown, run_bench, write
+
+    entries = load_suite(args.suite)
+    if args.quick:
+        entries = [e for e in entries if e.name in QUICK] or entries[:2]
+        settings = BenchSettings(fusion=args.fusion, least_seconds=0.05, most_seconds=1.0, seed=args.seed)
+    else:
+        settings = BenchSettings(fusion=args.fusion, seed=args.seed)
+    _writable("--out", args.out / "results.json" if args.out.exists() else args.out)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"benchmarking {len(entries)} instances", total=len(entries))
+        records = run_bench(entries, settings, args.jobs, advance=lambda: progress.advance(task))
+    written = write(records, args.out)
+    console.print(markdown(records), markup=False)
+    console.print(f"wrote {len(written)} files under {args.out}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
@@ -271,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(width=200)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        return run_solve(args, console) if args.command == "solve" else run_sweep(args, console)
+        commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench}
+        return commands[args.command](args, console)
     except InputError as exc:
         for problem in exc.problems:
             errors.print(f"error: {problem}", markup=False)

@@ -91,3 +91,17 @@ def test_channel_options_are_the_smallest_tile_per_trip_count():
 def test_every_tiling_helper_is_complete():
     layer = Layer("x", LayerKind.CONV2D, ("input",), m=2, n=3, r=2, c=1, h=2, w=1)
     assert len(every_tiling(layer)) == 2 * 3 * 2 * 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(layer=small_layers(), capacity=st.integers(4, 400), order=st.sampled_from(ORDERS))
+def test_least_traffic_for_a_fixed_order_equals_brute_force(layer: Layer, capacity: int, order: str):
+    from dse_milp.candidates import least_traffic_for_order
+
+    acc = accelerator(capacity)
+    fitting = [
+        traffic(layer, Mapping(t, order)).total
+        for t in every_tiling(layer)
+        if sum(footprint(layer, t, False).values()) <= 8 * capacity
+    ]
+    assert least_traffic_for_order(layer, acc, order) == (min(fitting) if fitting else None)

@@ -1,0 +1,219 @@
+"""The benchmark harness: the program against heuristic search and fixed dataflows.
+
+For each suite instance:
+
+- the program, with HiGHS and with OR-Tools (SCIP): time, status, objective, bound;
+- each heuristic search (``dse_milp.heuristics``) with a time budget equal to the
+  program's wall time, and with ten times that: traffic, gap to the proven
+  optimum, evaluations, and its best-so-far curve;
+- an exhaustive search, where the instance is small enough (every tiling and
+  order of every layer; without fusion the optimum is the sum of the layers');
+- fixed-dataflow baselines: one stationary loop order for every layer, with the
+  best tiles for it; and, with fusion, no fusion. The reduction the optimum gives
+  over each is reported, as SuperSlash reports its reduction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dse_milp.candidates import STATIONARY_ORDERS, least_traffic_for_order
+from dse_milp.heuristics import METHODS, search
+from dse_milp.loader import SuiteEntry, load_accelerator, load_network
+from dse_milp.solve import solve
+from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, traffic
+
+EXHAUSTIVE_LIMIT = 200_000
+"""Most (tiling, order) pairs summed over the layers for the exhaustive baseline."""
+ORDER_NAMES = dict(zip(STATIONARY_ORDERS, ("weight-stationary", "output-stationary", "input-stationary"), strict=True))
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    fusion: int = 0
+    factors: tuple[float, ...] = (1.0, 10.0)
+    """Heuristic time budgets, as multiples of the program's wall time."""
+    least_seconds: float = 0.2
+    """No heuristic budget is shorter than this."""
+    most_seconds: float = 120.0
+    """No heuristic budget is longer than this."""
+    seed: int = 0
+
+
+def exhaustive(network: Any, accelerator: Any) -> float | None:
+    """The least DRAM bytes over every tiling and order of every layer (no fusion), or None
+    if the space exceeds EXHAUSTIVE_LIMIT."""
+    sizes = [math.prod(layer.dims.values()) * len(ORDERS) for layer in network.layers]
+    if sum(sizes) > EXHAUSTIVE_LIMIT or accelerator.split is not None:
+        return None
+    total = 0.0
+    for layer in network.layers:
+        best = None
+        for dims in _tilings(layer.dims):
+            tiling = Tiling(*dims)
+            tiles = footprint(layer, tiling, accelerator.double_buffering)
+            if any(sum(tiles[op] for op in b.operands) > 8 * b.capacity_bytes for b in accelerator.buffers):
+                continue
+            for order in ORDERS:
+                bits = traffic(layer, Mapping(tiling, order)).total
+                best = bits if best is None else min(best, bits)
+        if best is None:
+            return None
+        total += best / 8
+    return total
+
+
+def _tilings(dims: dict[str, int]) -> list[tuple[int, ...]]:
+    import itertools
+
+    return list(itertools.product(*(range(1, extent + 1) for extent in dims.values())))
+
+
+def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
+    """Every run of one instance; a plain dict, so that worker processes can return it."""
+    network, accelerator = load_network(entry.network), load_accelerator(entry.accelerator)
+    record: dict[str, Any] = {"instance": entry.name, "program": [], "heuristics": [], "baselines": []}
+    start = time.perf_counter()
+    optimum = solve(network, accelerator, fusion=settings.fusion, prices=False)
+    wall = time.perf_counter() - start
+    best = optimum.dram_bytes
+    record["optimum"] = best
+    record["compulsory"] = optimum.compulsory_bytes
+    for solver, s, seconds in (("highs", optimum, wall), ("ortools-scip", None, 0.0)):
+        if s is None:
+            start = time.perf_counter()
+            s = solve(network, accelerator, solver=solver, fusion=settings.fusion, prices=False)
+            seconds = time.perf_counter() - start
+        r = s.result
+        record["program"].append(
+            {
+                "solver": solver,
+                "seconds": seconds,
+                "status": r.status.value,
+                "dram_bytes": s.dram_bytes,
+                "bound": r.bound,
+            }
+        )
+    for factor in settings.factors:
+        budget = min(settings.most_seconds, max(settings.least_seconds, factor * wall))
+        for method in METHODS:
+            found = search(method, network, accelerator, fusion=settings.fusion, evaluations=10**9, seconds=budget,
+                           seed=settings.seed)  # fmt: skip
+            record["heuristics"].append(
+                {
+                    "method": method, "budget_factor": factor, "budget_seconds": budget,
+                    "dram_bytes": found.cost if found.design else None,
+                    "gap": found.cost / best - 1 if found.design else None,
+                    "evaluations": found.evaluations, "curve": found.curve,
+                }
+            )  # fmt: skip
+    for order in STATIONARY_ORDERS:
+        values = [least_traffic_for_order(layer, accelerator, order) for layer in network.layers]
+        value = None if None in values else sum(values) / 8  # type: ignore[arg-type]
+        record["baselines"].append({"baseline": f"{ORDER_NAMES[order]} ({order}) everywhere", "dram_bytes": value})
+    if settings.fusion > 1:
+        alone = solve(network, accelerator, prices=False).dram_bytes
+        record["baselines"].append({"baseline": "no fusion", "dram_bytes": alone})
+    record["exhaustive"] = exhaustive(network, accelerator) if settings.fusion <= 1 else None
+    record["program_wall_seconds"] = wall
+    return record
+
+
+def run_bench(
+    entries: Sequence[SuiteEntry], settings: BenchSettings, jobs: int = 1, advance: Callable[[], None] = lambda: None
+) -> list[dict[str, Any]]:
+    """Every instance, in ``jobs`` worker processes; results in suite order."""
+    if jobs <= 1:
+        records = []
+        for entry in entries:
+            records.append(run_instance(entry, settings))
+            advance()
+        return records
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run_instance, entry, settings) for entry in entries]
+        records = []
+        for future in futures:
+            records.append(future.result())
+            advance()
+        return records
+
+
+def markdown(records: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| instance | program (HiGHS) | s | OR-Tools s | heuristic | budget | DRAM bytes | gap | evaluations |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+    ]
+    for rec in records:
+        highs, scip = rec["program"]
+        for h in rec["heuristics"]:
+            gap = "-" if h["gap"] is None else f"{100 * h['gap']:.1f}%"
+            value = "-" if h["dram_bytes"] is None else f"{h['dram_bytes']:,.0f}"
+            lines.append(
+                f"| {rec['instance']} | {highs['dram_bytes']:,.0f} ({highs['status']}) | {highs['seconds']:.2f} "
+                f"| {scip['seconds']:.2f} | {h['method']} | {h['budget_factor']:g}x ({h['budget_seconds']:.2f} s) "
+                f"| {value} | {gap} | {h['evaluations']:,} |"
+            )
+    lines += ["", "| instance | baseline | DRAM bytes | optimum's reduction |", "|---|---|---:|---:|"]
+    for rec in records:
+        for b in rec["baselines"]:
+            value = b["dram_bytes"]
+            cells = "infeasible | -" if value is None else f"{value:,.0f} | {value / rec['optimum']:.3f}x"
+            lines.append(f"| {rec['instance']} | {b['baseline']} | {cells} |")
+        if rec["exhaustive"] is not None:
+            lines.append(f"| {rec['instance']} | exhaustive search | {rec['exhaustive']:,.0f} | (equal: a check) |")
+    return "\n".join(lines) + "\n"
+
+
+def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
+    """results.json, results.csv, results.md and one convergence plot per instance, under ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "results.json", out / "results.csv", out / "results.md"]
+    written[0].write_text(json.dumps(list(records), indent=1) + "\n", encoding="utf-8")
+    with written[1].open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(
+            ["instance", "kind", "name", "budget_factor", "seconds", "status", "dram_bytes", "gap", "evaluations"]
+        )
+        for rec in records:
+            for p in rec["program"]:
+                w.writerow([rec["instance"], "program", p["solver"], "", p["seconds"], p["status"], p["dram_bytes"],
+                            0.0, ""])  # fmt: skip
+            for h in rec["heuristics"]:
+                w.writerow([rec["instance"], "heuristic", h["method"], h["budget_factor"], h["budget_seconds"],
+                            "feasible", h["dram_bytes"], h["gap"], h["evaluations"]])  # fmt: skip
+            for b in rec["baselines"]:
+                w.writerow([rec["instance"], "baseline", b["baseline"], "", "", "", b["dram_bytes"], "", ""])
+    written[2].write_text(markdown(records), encoding="utf-8")
+    for rec in records:
+        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+        longest = max(rec["heuristics"], key=lambda h: h["budget_factor"])["budget_factor"]
+        for h in rec["heuristics"]:
+            if h["budget_factor"] == longest and h["curve"]:
+                times = [t for t, _, _ in h["curve"]] + [h["budget_seconds"]]
+                values = [v for _, _, v in h["curve"]] + [h["curve"][-1][2]]
+                ax.step(times, values, where="post", label=h["method"])
+        ax.axhline(rec["optimum"], color="black", linestyle="--", label="proven optimum (program)")
+        ax.set_yscale("log")
+        ax.set_xlabel("seconds")
+        ax.set_ylabel("best DRAM traffic found (bytes)")
+        ax.set_title(rec["instance"])
+        ax.legend()
+        fig.tight_layout()
+        path = out / f"convergence_{rec['instance'].replace('@', '_at_')}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written

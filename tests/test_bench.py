@@ -1,0 +1,28 @@
+"""`python -m dse_milp bench --quick` end to end."""
+
+from __future__ import annotations
+
+import json
+
+from dse_milp.cli import EXIT_OK, main
+from dse_milp.heuristics import METHODS
+
+
+def test_bench_quick_runs_end_to_end(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "--quick", "--jobs", "2", "--out", str(out)]) == EXIT_OK
+    records = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert [r["instance"] for r in records] == ["tiny_resnet8@npu-32k", "tiny_dscnn@npu-32k"]
+    for rec in records:
+        assert [p["solver"] for p in rec["program"]] == ["highs", "ortools-scip"]
+        assert all(p["status"] == "optimal" and p["dram_bytes"] == rec["optimum"] for p in rec["program"])
+        assert sorted((h["method"], h["budget_factor"]) for h in rec["heuristics"]) == sorted(
+            (m, f) for m in METHODS for f in (1.0, 10.0)
+        )
+        for h in rec["heuristics"]:  # no search beats the proven optimum
+            assert h["dram_bytes"] is None or h["dram_bytes"] >= rec["optimum"]
+        for b in rec["baselines"]:  # nor does any fixed dataflow
+            assert b["dram_bytes"] is None or b["dram_bytes"] >= rec["optimum"]
+        assert (out / f"convergence_{rec['instance'].replace('@', '_at_')}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "| instance | baseline |" in (out / "results.md").read_text(encoding="utf-8")
+    assert "tiny_dscnn@npu-32k" in capsys.readouterr().out
