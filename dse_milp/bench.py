@@ -16,6 +16,7 @@ For each suite instance:
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import time
@@ -71,10 +72,8 @@ def exhaustive(network: Any, accelerator: Any) -> float | None:
     return total
 
 
-def _tilings(dims: dict[str, int]) -> list[tuple[int, ...]]:
-    import itertools
-
-    return list(itertools.product(*(range(1, extent + 1) for extent in dims.values())))
+def _tilings(dims: dict[str, int]) -> itertools.product:
+    return itertools.product(*(range(1, extent + 1) for extent in dims.values()))
 
 
 def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:

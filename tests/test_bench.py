@@ -26,3 +26,21 @@ def test_bench_quick_runs_end_to_end(tmp_path, capsys):
         assert (out / f"convergence_{rec['instance'].replace('@', '_at_')}.png").read_bytes()[:4] == b"\x89PNG"
     assert "| instance | baseline |" in (out / "results.md").read_text(encoding="utf-8")
     assert "tiny_dscnn@npu-32k" in capsys.readouterr().out
+
+
+def test_exhaustive_baseline_equals_the_program_on_tiny_networks():
+    import random
+
+    from dse_milp.accelerator import Accelerator, Energy, unified_buffer
+    from dse_milp.bench import exhaustive
+    from dse_milp.loader import parse_network
+    from dse_milp.solve import solve
+    from tests.layers import random_network_spec
+
+    energy = Energy(20.0, 0.6, 0.2)
+    for seed in range(5):
+        network = parse_network(random_network_spec(random.Random(seed), 2))
+        accelerator = Accelerator("a", unified_buffer(300), False, 4.0, 100.0, 8, energy)
+        value = exhaustive(network, accelerator)
+        assert value is not None
+        assert value == solve(network, accelerator, prices=False).dram_bytes
