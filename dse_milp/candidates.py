@@ -214,21 +214,33 @@ def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     return replace(_generate(shape, accelerator), layer=layer)
 
 
+def _option_values(options: dict[str, LoopOptions], field: str, pick: tuple | None = None) -> dict[str, np.ndarray]:
+    """One field of every loop's options: shaped to broadcast over the (m, n, r, c) grid, or,
+    with ``pick``, at the grid points it lists."""
+    out = {}
+    for axis, d in enumerate("mnrc"):
+        column = getattr(options[d], field).astype(np.int64)
+        shape = [1, 1, 1, 1]
+        shape[axis] = -1
+        out[d] = column.reshape(shape) if pick is None else column[pick[axis]]
+    return out
+
+
+def _fits_grid(per_operand: tuple, accelerator: Accelerator) -> np.ndarray:
+    """Which points of the grid fit every buffer, from footprints per operand that broadcast."""
+    fits = np.ones(np.broadcast_shapes(*(np.shape(part) for part in per_operand)), dtype=bool)
+    for buffer in accelerator.buffers:
+        fits &= sum(per_operand[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
+    return fits
+
+
 @functools.lru_cache(maxsize=1024)
 def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     options = loop_options(layer)
     copies = 2 if accelerator.double_buffering else 1
 
     def values(field: str, pick: tuple | None = None) -> dict[str, np.ndarray]:
-        """One field of every loop's options: shaped to broadcast over the (m, n, r, c)
-        grid, or, with ``pick``, at the grid points it lists."""
-        out = {}
-        for axis, d in enumerate("mnrc"):
-            column = getattr(options[d], field).astype(np.int64)
-            shape = [1, 1, 1, 1]
-            shape[axis] = -1
-            out[d] = column.reshape(shape) if pick is None else column[pick[axis]]
-        return out
+        return _option_values(options, field, pick)
 
     # The whole grid: least traffic over the orders, and footprint.
     trips = values("trips")
@@ -236,9 +248,7 @@ def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     per_operand = _footprint_parts(layer, values("tile"), values("largest"), trips["n"], copies)
     size = sum(per_operand)
     total, size = np.broadcast_arrays(total, size)
-    fits = np.ones(size.shape, dtype=bool)
-    for buffer in accelerator.buffers:
-        fits &= sum(per_operand[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
+    fits = np.broadcast_to(_fits_grid(per_operand, accelerator), size.shape)
 
     # Keep the fitting points not dominated in (traffic, footprint), or, when the split is
     # free, in (traffic, banks of each buffer).
@@ -286,13 +296,7 @@ def least_traffic_for_order(layer: Layer, accelerator: Accelerator, order: str) 
     """
     options = loop_options(layer)
     shape = [len(options[d].tile) for d in "mnrc"]
-
-    def grid(d: str, field: str) -> np.ndarray:
-        axes = [1, 1, 1, 1]
-        axes["mnrc".index(d)] = -1
-        return getattr(options[d], field).astype(np.int64).reshape(axes)
-
-    trips = {d: grid(d, "trips") for d in "mnrc"}
+    trips = _option_values(options, "trips")
 
     def refetch(relevant: str) -> np.ndarray:
         inner = -np.ones(shape, dtype=np.int64)  # position of the innermost relevant loop with trips
@@ -305,19 +309,17 @@ def least_traffic_for_order(layer: Layer, accelerator: Accelerator, order: str) 
         return factor
 
     bits = layer.precision
-    inputs = layer.groups * layer.ng * grid("r", "reads") * grid("c", "reads") * bits.input * layer.input_tensors
+    reads = _option_values(options, "reads")
+    inputs = layer.groups * layer.ng * reads["r"] * reads["c"] * bits.input * layer.input_tensors
     visits = refetch("mrc")
     total = (
         inputs * refetch("nrc") + layer.weight_elements * bits.weight * refetch("mn")
         + layer.output_elements * bits.output + 2 * (visits - 1) * layer.output_elements * bits.psum
     )  # fmt: skip
-    tile = {d: grid(d, "tile") for d in "mnrc"}
-    largest = {d: grid(d, "largest") for d in "mnrc"}
     copies = 2 if accelerator.double_buffering else 1
+    tile, largest = _option_values(options, "tile"), _option_values(options, "largest")
     parts = _footprint_parts(layer, tile, largest, trips["n"], copies)
-    fits = np.ones(shape, dtype=bool)
-    for buffer in accelerator.buffers:
-        fits &= sum(parts[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
+    fits = np.broadcast_to(_fits_grid(parts, accelerator), shape)
     if accelerator.split is not None:
-        fits &= sum(parts) <= 8 * accelerator.split.total_bytes
+        fits = fits & (sum(parts) <= 8 * accelerator.split.total_bytes)
     return int(total[fits].min()) if fits.any() else None

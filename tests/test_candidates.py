@@ -105,3 +105,19 @@ def test_least_traffic_for_a_fixed_order_equals_brute_force(layer: Layer, capaci
         if sum(footprint(layer, t, False).values()) <= 8 * capacity
     ]
     assert least_traffic_for_order(layer, acc, order) == (min(fitting) if fitting else None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layer=small_layers(), banks=st.integers(1, 8), order=st.sampled_from(ORDERS))
+def test_least_traffic_for_a_fixed_order_under_a_free_split(layer: Layer, banks: int, order: str):
+    from dse_milp.accelerator import free_split
+    from dse_milp.candidates import least_traffic_for_order
+
+    buffers, split = free_split(banks * 16, 16)
+    acc = Accelerator("split", buffers, False, 4.0, 100.0, 8, ENERGY, split)
+    fitting = [
+        traffic(layer, Mapping(t, order)).total
+        for t in every_tiling(layer)
+        if sum(footprint(layer, t, False).values()) <= 8 * split.total_bytes
+    ]
+    assert least_traffic_for_order(layer, acc, order) == (min(fitting) if fitting else None)
