@@ -61,6 +61,15 @@ class Accelerator:
     def buffer_of(self, operand: Operand) -> Buffer:
         return next(b for b in self.buffers if operand in b.operands)
 
+    def held_bytes(self, tiles: dict[Operand, int]) -> dict[str, float]:
+        """Bytes of each buffer that tiles of the given bits per operand occupy."""
+        return {b.name: sum(tiles[op] for op in b.operands) / 8 for b in self.buffers}
+
+    def holds(self, tiles: dict[Operand, int]) -> bool:
+        """Whether tiles of the given bits per operand fit every buffer."""
+        held = self.held_bytes(tiles)
+        return all(held[b.name] <= b.capacity_bytes for b in self.buffers)
+
 
 def unified_buffer(capacity_bytes: int) -> tuple[Buffer, ...]:
     return (Buffer("unified", capacity_bytes, frozenset(Operand)),)

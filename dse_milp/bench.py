@@ -60,8 +60,7 @@ def exhaustive(network: Any, accelerator: Any) -> float | None:
         best = None
         for dims in _tilings(layer.dims):
             tiling = Tiling(*dims)
-            tiles = footprint(layer, tiling, accelerator.double_buffering)
-            if any(sum(tiles[op] for op in b.operands) > 8 * b.capacity_bytes for b in accelerator.buffers):
+            if not accelerator.holds(footprint(layer, tiling, accelerator.double_buffering)):
                 continue
             for order in ORDERS:
                 bits = traffic(layer, Mapping(tiling, order)).total

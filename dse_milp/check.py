@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from dse_milp.accelerator import Accelerator
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, group_cost
 from dse_milp.traffic import LOOPS, Mapping, Traffic, footprint, traffic
-from dse_milp.workload import Network, Operand
+from dse_milp.workload import Network
 
 
 @dataclass(frozen=True)
@@ -45,10 +45,6 @@ class Check:
     def dram_bits(self) -> int:
         alone = sum(layer.traffic.total for layer in self.layers.values())
         return alone + sum(group.cost.traffic.total for group in self.groups.values())
-
-
-def _held(accelerator: Accelerator, tiles: dict[Operand, int]) -> dict[str, float]:
-    return {b.name: sum(tiles[op] for op in b.operands) / 8 for b in accelerator.buffers}
 
 
 def _overflows(accelerator: Accelerator, held: dict[str, float], what: str) -> list[str]:
@@ -89,7 +85,7 @@ def check_mappings(
         for layer in segment.layers:
             runs[layer.name] += 1
         cost = group_cost(segment, mapping, accelerator.double_buffering)
-        held = _held(accelerator, cost.footprint)
+        held = accelerator.held_bytes(cost.footprint)
         violations.extend(_overflows(accelerator, held, f"group {first!r}..{last!r}"))
         checked_groups[first, last] = CheckedGroup(segment, cost, held)
     for layer in network.layers:
@@ -110,7 +106,7 @@ def check_mappings(
         if bad:
             violations.append(f"layer {layer.name!r}: {', '.join(bad)}")
             continue
-        held = _held(accelerator, footprint(layer, mapping.tiling, accelerator.double_buffering))
+        held = accelerator.held_bytes(footprint(layer, mapping.tiling, accelerator.double_buffering))
         violations.extend(_overflows(accelerator, held, f"layer {layer.name!r}"))
         layers[layer.name] = CheckedLayer(traffic(layer, mapping), held)
     violations.extend(f"layer {name!r} runs {count} times" for name, count in runs.items() if count > 1)

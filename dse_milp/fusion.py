@@ -43,6 +43,12 @@ class Segment:
     start: int
     stop: int
 
+    @classmethod
+    def of(cls, network: Network, first: str, last: str) -> Segment:
+        """The segment from layer ``first`` to layer ``last``, both included."""
+        position = {layer.name: i for i, layer in enumerate(network.layers)}
+        return cls(network, position[first], position[last] + 1)
+
     @cached_property
     def layers(self) -> tuple[Layer, ...]:
         return self.network.layers[self.start : self.stop]

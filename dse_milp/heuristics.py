@@ -118,7 +118,7 @@ class SearchSpace:
         for key, mapping in design.groups.items():
             fitted = self._fit_group(acc, key, mapping)
             if fitted is None:  # run the group's layers alone instead
-                for layer in self._segment(key).layers:
+                for layer in Segment.of(self.network, *key).layers:
                     mappings[layer.name] = Mapping(Tiling(1, 1, 1, 1), ORDERS[0])
             else:
                 groups[key] = fitted
@@ -142,7 +142,7 @@ class SearchSpace:
         for group, mapping in design.groups.items():
             key = ("group", group, mapping, tuple(design.sizes.values()))
             if key not in self._memo:
-                segment = self._segment(group)
+                segment = Segment.of(self.network, *group)
                 c = group_cost(segment, mapping, acc.double_buffering)
                 macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
                 operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
@@ -155,19 +155,11 @@ class SearchSpace:
         design = self.repair(self.decode(x))
         return (PENALTY, None) if design is None else (self.score(design), design)
 
-    def _segment(self, key: tuple[str, str]) -> Segment:
-        position = {layer.name: i for i, layer in enumerate(self.network.layers)}
-        return Segment(self.network, position[key[0]], position[key[1]] + 1)
-
-    @staticmethod
-    def _fits(acc: Accelerator, tiles: dict) -> bool:
-        return all(sum(tiles[op] for op in b.operands) <= 8 * b.capacity_bytes for b in acc.buffers)
-
     def _fit_layer(self, acc: Accelerator, name: str, mapping: Mapping) -> Mapping | None:
         """Halve the largest tile until the layer fits; None if even 1x1x1x1 does not."""
         layer = self.network.by_name[name]
         tiling = mapping.tiling.as_dict()
-        while not self._fits(acc, footprint(layer, Tiling(**tiling), acc.double_buffering)):
+        while not acc.holds(footprint(layer, Tiling(**tiling), acc.double_buffering)):
             d = max(tiling, key=lambda d: (tiling[d], "mnrc".index(d)))
             if tiling[d] == 1:
                 return None
@@ -176,9 +168,9 @@ class SearchSpace:
 
     def _fit_group(self, acc: Accelerator, key: tuple[str, str], mapping: GroupMapping) -> GroupMapping | None:
         """Drop resident weights (largest first), then halve the tile, until the group fits."""
-        segment = self._segment(key)
+        segment = Segment.of(self.network, *key)
         weights = {layer.name: layer.weight_elements for layer in segment.layers}
-        while not self._fits(acc, group_cost(segment, mapping, acc.double_buffering).footprint):
+        while not acc.holds(group_cost(segment, mapping, acc.double_buffering).footprint):
             if mapping.resident:
                 heaviest = max(mapping.resident, key=lambda n: (weights[n], n))
                 mapping = GroupMapping(mapping.rows, mapping.cols, mapping.resident - {heaviest})

@@ -251,7 +251,7 @@ def solve(
     shadow: dict[str, dict[str, float]] = {}
     if prices:
         start = time.perf_counter()
-        units = [name for name in chosen] + [segment_of(network, key) for key in fused]
+        units = [name for name in chosen] + [Segment.of(network, *key) for key in fused]
         shadow = shadow_prices(settled, units)
         seconds["prices"] = time.perf_counter() - start
     layers, groups = _results(settled, chosen, fused, shadow)
@@ -263,12 +263,6 @@ def solve(
     }[objectives[0]]
     result = SolveResult(result.status, value, result.bound, seconds["solve"], result.solver, result.version)
     return Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
-
-
-def segment_of(network: Network, key: tuple[str, str]) -> Segment:
-    """The segment of a group given by its first and last layer."""
-    position = {layer.name: i for i, layer in enumerate(network.layers)}
-    return Segment(network, position[key[0]], position[key[1]] + 1)
 
 
 def _results(
