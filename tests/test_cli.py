@@ -170,6 +170,17 @@ def test_same_input_same_json(tmp_path):
     assert json.dumps(without_timing(first)) == json.dumps(without_timing(second))
 
 
+def test_two_threads_then_one_in_one_process(tmp_path, result):
+    """HiGHS sizes one thread scheduler per process: the shadow-price LPs (one thread) after a
+    solve with two, and a solve with one after that, must all run."""
+    args = (str(NETWORK), str(ACCELERATOR), "--fusion", "4", "--marginals")
+    two = solve(tmp_path, *args, "--threads", "2", name="two.json")
+    one = solve(tmp_path, *args, name="one.json")
+    assert two["status"] == one["status"] == "optimal"
+    assert two["totals"] == one["totals"]
+    assert [layer["shadow_price"] for layer in two["layers"]] == [layer["shadow_price"] for layer in one["layers"]]
+
+
 # --------------------------------------------------------------------------- bad input: exit 2
 
 

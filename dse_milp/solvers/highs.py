@@ -8,7 +8,11 @@ partitions with per-group knapsack rows, whose relaxations are often integral.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 
 import numpy as np
@@ -34,9 +38,9 @@ class HighsBackend:
         start = time.perf_counter()
         form = linear_form(model)
         h = highspy.Highs()
+        _use_threads(h, options.threads)
         for option, value in {
             "output_flag": False,
-            "threads": options.threads,
             "random_seed": options.seed,
             "mip_rel_gap": options.mip_gap,
             "time_limit": float(options.time_limit) if options.time_limit is not None else float("inf"),
@@ -63,7 +67,8 @@ class HighsBackend:
                 np.arange(len(form.variables), dtype=np.int32),
                 np.array([kinds.kInteger if i else kinds.kContinuous for i in form.integer]),
             )
-            h.run()
+            with _stdout_silenced():
+                h.run()
 
         model_status = h.getModelStatus()
         info = h.getInfo()
@@ -85,6 +90,43 @@ class HighsBackend:
         return SolveResult(status, objective, bound, time.perf_counter() - start, self.name, self.version())
 
 
+_scheduler_threads: list[int] = []
+"""The size of HiGHS's global thread scheduler in this process, once a run has made it."""
+
+
+def _use_threads(h: object, threads: int) -> None:
+    """Run ``h`` on ``threads`` threads. HiGHS keeps one global scheduler per process, sized by
+    the first run, and refuses a run that asks for another size (its status reads 'Not Set'):
+    when the size changes (the LP step after a solve with ``--threads 2``), it is reset first."""
+    import highspy
+
+    if _scheduler_threads and _scheduler_threads[0] != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    _scheduler_threads[:] = [threads]
+    h.setOptionValue("threads", threads)  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _stdout_silenced() -> Iterator[None]:
+    """Send what C code writes to the process's standard output to /dev/null meanwhile: the MIP
+    solver of HiGHS 1.12 prints a debug line with printf whatever ``output_flag`` says
+    (ERGO-Code/HiGHS#2783, fixed after 1.12; highspy is pinned to 1.12.0, see pyproject.toml)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no standard output at all: nothing to protect
+        yield
+        return
+    sink = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(sink, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(sink)
+
+
 def convex_choice_lp(cost: np.ndarray, usage: np.ndarray, capacity: np.ndarray) -> tuple[float, np.ndarray]:
     """min cost·w  s.t.  sum(w) = 1,  usage.T w <= capacity,  w >= 0: the relaxed choice of one
     candidate among k, with one row per buffer (``usage`` is k x buffers).
@@ -97,7 +139,7 @@ def convex_choice_lp(cost: np.ndarray, usage: np.ndarray, capacity: np.ndarray) 
     k, rows = usage.shape
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
+    _use_threads(h, 1)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = k, rows + 1
     lp.col_cost_ = np.asarray(cost, dtype=float)
