@@ -21,6 +21,7 @@ depthwise) convolution, or attention's activation-by-activation products.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from dse_milp.solve import Solution, solve
@@ -57,41 +58,44 @@ def coupled_tensors(network: Network, layer: str) -> set[str] | None:
     return coupled
 
 
-def without_channel(network: Network, layer: str) -> Network | None:
-    """``network`` with one output channel of ``layer`` removed, and all that goes with it."""
+def without_channels(network: Network, layer: str, count: int = 1) -> Network | None:
+    """``network`` with ``count`` output channels of ``layer`` removed, and all that goes with it;
+    None if they cannot go (the layer would keep no channel, or see the module docstring)."""
     coupled = coupled_tensors(network, layer)
-    if coupled is None or network.output_shapes[layer].channels < 2:
+    if coupled is None or network.output_shapes[layer].channels <= count:
         return None
     layers = []
     for node in network.layers:
         if node.name in coupled and _channel_wise(node):
-            node = replace(node, m=node.m - 1, n=node.n - 1, groups=node.groups - 1)
+            node = replace(node, m=node.m - count, n=node.n - count, groups=node.groups - count)
         elif node.name in coupled:
             if node.groups != 1:
                 return None
-            node = replace(node, m=node.m - 1)
+            node = replace(node, m=node.m - count)
         lost = [name for name in node.inputs if name in coupled]
         if lost and not _channel_wise(node):
             if node.groups != 1:
                 return None
             shape = network.output_shapes[lost[0]]
             plane = 1 if node.kind is not LayerKind.MATMUL or node.n == shape.channels else shape.height * shape.width
-            node = replace(node, n=node.n - plane)
+            node = replace(node, n=node.n - plane * count)
         layers.append(node)
     shapes = {
-        name: Shape(shape.channels - 1, shape.height, shape.width) if name in coupled else shape
+        name: Shape(shape.channels - count, shape.height, shape.width) if name in coupled else shape
         for name, shape in network.output_shapes.items()
     }
     return replace(network, layers=tuple(layers), output_shapes=shapes)
 
 
-def marginal_traffic(solution: Solution, **settings: object) -> dict[str, float | None]:
+def marginal_traffic(
+    solution: Solution, advance: Callable[[], None] | None = None, **settings: object
+) -> dict[str, float | None]:
     """DRAM bytes saved by removing one output channel of each layer, mapping re-optimised.
 
     ``settings`` are the keyword arguments of ``dse_milp.solve.solve`` that gave
     ``solution`` (objective, solver, options, fusion). Layers whose channel takes
     the same coupled tensors with it share one re-solve; candidates of unchanged
-    layers and groups are reused.
+    layers and groups are reused. ``advance`` is called after each layer.
     """
     network, accelerator = solution.network, solution.accelerator
     cache: dict = {}
@@ -104,11 +108,13 @@ def marginal_traffic(solution: Solution, **settings: object) -> dict[str, float 
             marginals[layer.name] = None
             continue
         if key not in saved:
-            pruned = without_channel(network, layer.name)
+            pruned = without_channels(network, layer.name)
             if pruned is None:
                 saved[key] = None
             else:
                 again = solve(pruned, accelerator, prices=False, cache=cache, **settings)  # type: ignore[arg-type]
                 saved[key] = solution.dram_bytes - again.dram_bytes
         marginals[layer.name] = saved[key]
+        if advance is not None:
+            advance()
     return marginals

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from dse_milp.loader import load_accelerator, load_network, parse_network
-from dse_milp.marginals import coupled_tensors, marginal_traffic, without_channel
+from dse_milp.marginals import coupled_tensors, marginal_traffic, without_channels
 from dse_milp.solve import solve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,7 +64,7 @@ def test_flattening_classifier_loses_a_plane_of_features():
         ],
     }
     network = parse_network(data)
-    pruned = without_channel(network, "conv")
+    pruned = without_channels(network, "conv")
     data["layers"][0]["out_channels"], data["layers"][1]["in_features"] = 2, 32
     assert pruned is not None
     assert pruned.layers == parse_network(data).layers
@@ -74,7 +74,7 @@ def test_channels_that_cannot_go_alone():
     bert = load_network(ROOT / "instances" / "networks" / "bert_base_block.yaml")
     assert coupled_tensors(bert, "attn.q") is None  # scores multiply q by k: both would have to shrink
     assert coupled_tensors(bert, "attn.out") is None  # the residual stream reaches the network input
-    assert without_channel(bert, "attn.context") is None  # 12 heads: a channel cannot leave one head alone
+    assert without_channels(bert, "attn.context") is None  # 12 heads: a channel cannot leave one head alone
     resnet = load_network(ROOT / "instances" / "networks" / "resnet50.yaml")
     stream = coupled_tensors(resnet, "layer1.0.conv3")
     assert stream == {"layer1.0.conv3", "layer1.0.downsample", "layer1.0.add", "layer1.1.conv3", "layer1.1.add",
