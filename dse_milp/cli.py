@@ -1,13 +1,15 @@
 """The command line: a thin shell over the library.
 
 Exit codes: 0 a solution; 1 a solver failure; 2 bad input; 3 infeasible (a layer
-fits no mapping); 4 time limit reached without a solution.
+fits no mapping); 4 time limit reached without a solution; 130 ``compress``
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -27,6 +29,7 @@ from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.workload import Network
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
 
 BUNDLED_SUITE = Path(__file__).resolve().parent.parent / "instances" / "suite.yaml"
 
@@ -38,16 +41,26 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+def _number(kind: type[int] | type[float], interval: str) -> Callable[[str], float]:
+    """A parser of finite numbers in ``interval``: '> 0', '>= 0', '(0, 1)' or '[0, 1)'."""
     noun = "an integer" if kind is int else "a number"
+    inside: Callable[[float], bool] = {
+        "> 0": lambda v: v > 0,
+        ">= 0": lambda v: v >= 0,
+        "(0, 1)": lambda v: 0 < v < 1,
+        "[0, 1)": lambda v: 0 <= v < 1,
+    }[interval]
+    wording = interval if interval[0] in "<>" else f"in {interval}"
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if not inside(value):
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}")
         return value
 
     return parse
@@ -59,16 +72,6 @@ def _objectives(text: str) -> tuple[Objective, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"must be dram, energy or latency (or a list of them), got {text!r}")
     return tuple(Objective(name) for name in names)
-
-
-def _gap(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text!r}")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -89,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     )
     solve.add_argument(
         "--evaluations",
-        type=_positive(int),
+        type=_number(int, "> 0"),
         default=2000,
         metavar="N",
         help="designs a heuristic search may score (default 2000); --time-limit also bounds it",
@@ -111,7 +114,7 @@ def parser() -> argparse.ArgumentParser:
     _common(sweep)
     sweep.add_argument("--min", type=_size_argument, default=16 * 1024, metavar="SIZE", help="default 16 KiB")
     sweep.add_argument("--max", type=_size_argument, default=1024 * 1024, metavar="SIZE", help="default 1 MiB")
-    sweep.add_argument("--points", type=_positive(int), default=7, help="capacities to solve (default 7)")
+    sweep.add_argument("--points", type=_number(int, "> 0"), default=7, help="capacities to solve (default 7)")
     sweep.add_argument("--out", type=Path, default=Path("sweep.csv"), metavar="SWEEP.csv")
     sweep.add_argument("--plot", type=Path, default=Path("sweep.png"), metavar="SWEEP.png")
 
@@ -123,12 +126,107 @@ def parser() -> argparse.ArgumentParser:
         "writes results.{md,csv,json} and a convergence plot per instance.",
     )
     bench.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file (default: the bundled one)")
-    bench.add_argument("--fusion", type=_positive(int), default=0, metavar="N", help="fused groups of up to N layers")
-    bench.add_argument("--jobs", type=_positive(int), default=1, help="instances run in parallel processes")
+    bench.add_argument(
+        "--fusion", type=_number(int, "> 0"), default=0, metavar="N", help="fused groups of up to N layers"
+    )
+    bench.add_argument("--jobs", type=_number(int, "> 0"), default=1, help="instances run in parallel processes")
     bench.add_argument("--seed", type=int, default=0)
     bench.add_argument("--quick", action="store_true", help="two tiny instances and short budgets (for tests)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), metavar="DIR")
+    _compress_parser(commands)
     return top
+
+
+POLICY_CHOICES = ("program", "uniform", "magnitude", "cost-rank", "random", "all")
+
+
+def _compress_parser(commands: argparse._SubParsersAction) -> None:
+    compress = commands.add_parser(
+        "compress",
+        help="prune a PyTorch model by the program's costs and shadow prices, tracking accuracy against traffic",
+        description="Train MODEL (or load --checkpoint), then for each policy: solve the program on the model's "
+        "shapes, prune channels, fine-tune, re-solve; until the traffic target, the accuracy limit or the step "
+        "schedule is reached. Writes log.csv, log.json, pareto.png, widths.png and each policy's models to --out.",
+    )
+    compress.add_argument(
+        "model", metavar="MODEL", help="resnet8, ds_cnn, mobilenet_v1_025, small_vgg, or package.module:function"
+    )
+    compress.add_argument(
+        "--accelerator", required=True, metavar="ACCEL", help="accelerator YAML file, or a bundled name (npu-32k)"
+    )
+    _solver_options(compress)
+    compress.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR|synthetic",
+        help="folder of Fashion-MNIST IDX files (default: where dataset-fashion-mnist installs them), or synthetic",
+    )
+    compress.add_argument("--policy", choices=POLICY_CHOICES, default="program", help="default program")
+    compress.add_argument(
+        "--target-traffic",
+        type=_number(float, "(0, 1)"),
+        default=0.5,
+        metavar="F",
+        help="stop at this share of the starting DRAM traffic, in (0, 1) (default 0.5)",
+    )
+    compress.add_argument(
+        "--max-drop",
+        type=_number(float, ">= 0"),
+        default=1.0,
+        metavar="POINTS",
+        help="stop once the accuracy is more than this below the start (default 1.0)",
+    )
+    compress.add_argument(
+        "--step",
+        type=_number(float, "(0, 1)"),
+        default=0.1,
+        metavar="F",
+        help="share of each layer's starting channels one step removes, in (0, 1) (default 0.1)",
+    )
+    compress.add_argument(
+        "--epochs",
+        type=_number(float, ">= 0"),
+        default=8.0,
+        metavar="N",
+        help="epochs of training from scratch (default 8; cached between runs)",
+    )
+    compress.add_argument(
+        "--finetune-epochs",
+        type=_number(float, ">= 0"),
+        default=1.0,
+        metavar="N",
+        help="epochs of fine-tuning after each step; fractions allowed (default 1)",
+    )
+    compress.add_argument(
+        "--iterations",
+        type=_number(int, "> 0"),
+        default=None,
+        metavar="N",
+        help="the most pruning steps (default: until the step schedule is spent)",
+    )
+    compress.add_argument(
+        "--train-threads",
+        type=_number(int, "> 0"),
+        default=2,
+        metavar="N",
+        help="threads PyTorch trains with (default 2; the same seed and count give the same run)",
+    )
+    compress.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="start from these weights (a state dict, or a model.pt written by compress)",
+    )
+    compress.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where trained models are kept (default ~/.cache/dse_milp/trained)",
+    )
+    compress.add_argument("--no-cache", action="store_true", help="always train from scratch")
+    compress.add_argument("--out", type=Path, required=True, metavar="RUN_DIR")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -140,6 +238,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
     )
     parser.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
+    _solver_options(parser)
+
+
+def _solver_options(parser: argparse.ArgumentParser) -> None:
+    """The program's options: objective, fusion and the solver's settings."""
     parser.add_argument(
         "--objective",
         type=_objectives,
@@ -149,15 +252,20 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fusion",
-        type=_positive(int),
+        type=_number(int, "> 0"),
         default=0,
         metavar="N",
         help="let up to N consecutive layers run as one fused group (default: no fusion)",
     )
     parser.add_argument("--solver", choices=list(BACKENDS), default=DEFAULT)
-    parser.add_argument("--time-limit", type=_positive(float), default=None, metavar="SECONDS")
-    parser.add_argument("--mip-gap", type=_gap, default=0.0, help="relative gap to stop at (default 0: proven optimum)")
-    parser.add_argument("--threads", type=_positive(int), default=1)
+    parser.add_argument("--time-limit", type=_number(float, "> 0"), default=None, metavar="SECONDS")
+    parser.add_argument(
+        "--mip-gap",
+        type=_number(float, "[0, 1)"),
+        default=0.0,
+        help="relative gap to stop at (default 0: proven optimum)",
+    )
+    parser.add_argument("--threads", type=_number(int, "> 0"), default=1)
     parser.add_argument("--seed", type=int, default=0)  # fmt: skip
 
 
@@ -299,6 +407,60 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+ACCELERATORS = BUNDLED_SUITE.parent / "accelerators"
+
+
+def _accelerator_path(text: str) -> Path:
+    """A file, or a bundled accelerator by its file name or declared name (npu-32k, npu_32k)."""
+    path = Path(text)
+    if path.is_file():
+        return path
+    bundled = ACCELERATORS / f"{text.replace('-', '_')}.yaml"
+    if bundled.is_file():
+        return bundled
+    known = ", ".join(sorted(p.stem.replace("_", "-") for p in ACCELERATORS.glob("*.yaml")))
+    raise InputError([f"--accelerator: {text!r} is neither a file nor a bundled accelerator ({known})"])
+
+
+def run_compress(args: argparse.Namespace, console: Console) -> int:
+    try:
+        import torch
+
+        from pruning.compress import Training, compress, default_cache
+        from pruning.data import load_data
+        from pruning.loop import Settings
+        from pruning.policies import POLICIES
+        from pruning.record import RichReporter
+    except ImportError as exc:
+        raise InputError([f"compress needs the 'prune' extra (pip install -e '.[prune]'): {exc}"]) from None
+
+    accelerator = load_accelerator(_accelerator_path(args.accelerator))
+    if args.out.exists() and not args.out.is_dir():
+        raise InputError([f"--out: {str(args.out)!r} exists and is not a folder"])
+    _writable("--out", args.out / "log.json" if args.out.is_dir() else args.out)
+    if args.checkpoint is not None and not args.checkpoint.is_file():
+        raise InputError([f"--checkpoint: {str(args.checkpoint)!r} is not a file"])
+    data = load_data(args.data)
+    torch.set_num_threads(args.train_threads)
+    settings = Settings(
+        objective=args.objective, solver=args.solver, options=_options(args), fusion=args.fusion, step=args.step,
+        target_traffic=args.target_traffic, max_drop=args.max_drop, finetune_epochs=args.finetune_epochs,
+        seed=args.seed, iterations=args.iterations,
+    )  # fmt: skip
+    cache = None if args.no_cache else (args.cache or default_cache())
+    training = Training(epochs=args.epochs, cache=cache, checkpoint=args.checkpoint)
+    policies = list(POLICIES) if args.policy == "all" else [args.policy]
+    try:
+        with RichReporter(console) as reporter:
+            rows = compress(args.model, data, accelerator, policies, settings, args.out, training, reporter)
+    except KeyboardInterrupt:
+        console.print(f"interrupted: {args.out / 'log.csv'} holds every iteration finished so far", markup=False)
+        return EXIT_INTERRUPTED
+    reporter.summary(rows, settings.max_drop)
+    console.print(f"wrote log.csv, log.json, pareto.png, widths.png and the models under {args.out}", markup=False)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
@@ -309,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(width=200)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
-        commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench}
+        commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench, "compress": run_compress}
         return commands[args.command](args, console)
     except InputError as exc:
         for problem in exc.problems:
