@@ -5,6 +5,7 @@ This is what ``python -m dse_milp compress`` does, callable from Python.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -119,16 +120,16 @@ def prepare(
     data = fit_data(data, shape, network.output_shapes[traced.outputs[0]].channels, name)
     if before_training is not None:
         before_training(network)
-    clock = time.perf_counter()
     if training.checkpoint is not None:
+        clock = time.perf_counter()
         load_checkpoint(model, shape, traced.outputs, training.checkpoint)
-        score = accuracy(model, data)
+        score, seconds = accuracy(model, data), time.perf_counter() - clock
     else:
         recipe = Recipe(training.epochs, TRAIN, seed=seed)
         advance = reporter.begin(f"training {name} from scratch", recipe.batches(len(data.train_x)))
-        score, _ = trained(model, data, recipe, training.cache, name, advance)
+        score, _, seconds = trained(model, data, recipe, training.cache, name, advance)
         reporter.end()
-    return Start(model, shape, name, score, time.perf_counter() - clock), data
+    return Start(model, shape, name, score, seconds), data
 
 
 def compress(
@@ -163,7 +164,7 @@ def compress(
             "checkpoint": None if training.checkpoint is None else str(training.checkpoint),
         },
         "start_accuracy": start.accuracy,
-        "training_seconds": start.seconds,
+        "training_seconds": None if math.isnan(start.seconds) else start.seconds,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }

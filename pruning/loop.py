@@ -114,7 +114,8 @@ class Start:
     """The model's name (for the network files)."""
     accuracy: float
     seconds: float = 0.0
-    """Spent training (or loading) it."""
+    """The time training it from scratch took (read from the cache entry when it came from the
+    cache; nan for an entry that predates the field), or loading its checkpoint took."""
 
 
 class Reporter(Protocol):

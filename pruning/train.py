@@ -12,9 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -98,6 +100,15 @@ def cache_key(model: nn.Module, data: DataSet, recipe: Recipe) -> str:
     return hashlib.sha256(json.dumps(about, sort_keys=True).encode()).hexdigest()[:20]
 
 
+class Trained(NamedTuple):
+    accuracy: float
+    """On the test set."""
+    cached: bool
+    """Whether the weights came from the cache."""
+    seconds: float
+    """The time training took, when it was done (nan for a cache entry older than this field)."""
+
+
 def trained(
     model: nn.Module,
     data: DataSet,
@@ -105,23 +116,24 @@ def trained(
     cache: Path | None,
     name: str,
     on_batch: Callable[[], None] | None = None,
-) -> tuple[float, bool]:
+) -> Trained:
     """Train ``model`` from scratch, or load the weights a run with the same key saved in
-    ``cache``; (test accuracy, whether it came from the cache). An unreadable cache entry
-    is trained again and replaced."""
+    ``cache``. An unreadable cache entry is trained again and replaced."""
     path = None if cache is None else cache / f"{name}-{cache_key(model, data, recipe)}.pt"
     if path is not None and path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(saved["state_dict"])
-            return float(saved["accuracy"]), True
+            return Trained(float(saved["accuracy"]), True, float(saved.get("seconds", math.nan)))
         except Exception:  # a damaged entry is only a cache miss
             pass
+    clock = time.perf_counter()
     fit(model, data, recipe, on_batch)
+    seconds = time.perf_counter() - clock
     score = accuracy(model, data)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".part")
-        torch.save({"state_dict": model.state_dict(), "accuracy": score}, partial)
+        torch.save({"state_dict": model.state_dict(), "accuracy": score, "seconds": seconds}, partial)
         partial.replace(path)
-    return score, False
+    return Trained(score, False, seconds)

@@ -109,17 +109,18 @@ def test_training_from_scratch_is_cached(tmp_path):
     torch.manual_seed(0)
     second, _ = load_model("small_vgg")
     recipe = Recipe(0.2, 2e-3)
-    score, cached = trained(first, DATA, recipe, tmp_path, "small_vgg")
-    again, cached_again = trained(second, DATA, recipe, tmp_path, "small_vgg")
+    score, cached, seconds = trained(first, DATA, recipe, tmp_path, "small_vgg")
+    again, cached_again, seconds_again = trained(second, DATA, recipe, tmp_path, "small_vgg")
     assert (cached, cached_again) == (False, True)
     assert score == again
+    assert seconds_again == seconds > 0  # the time the training took, not the time loading it took
     weights = zip(first.state_dict().values(), second.state_dict().values(), strict=True)
     assert all(torch.equal(a, b) for a, b in weights)
     (entry,) = tmp_path.glob("small_vgg-*.pt")
     entry.write_bytes(b"damaged")
     torch.manual_seed(0)
     third, _ = load_model("small_vgg")
-    assert trained(third, DATA, recipe, tmp_path, "small_vgg") == (score, False)  # trained again, same result
+    assert trained(third, DATA, recipe, tmp_path, "small_vgg")[:2] == (score, False)  # trained again, same result
 
 
 def test_a_run_starts_from_a_pruned_checkpoint(every_policy, tmp_path):
