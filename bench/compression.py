@@ -38,6 +38,7 @@ import torch
 
 from dse_milp.cli import _accelerator_path
 from dse_milp.loader import load_accelerator
+from dse_milp.report import pyplot
 from pruning.compress import Training, default_cache, prepare
 from pruning.data import load_data
 from pruning.loop import Row, Settings, rescore, run_policy
@@ -62,10 +63,7 @@ def setting_name(accelerator: str, fusion: int) -> str:
 
 def figure(model: str, runs: dict[str, list[Row]], max_drop: float, path: Path) -> None:
     """One panel per setting: accuracy against DRAM bytes, a line per policy, the band marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     columns = 2
     rows_ = (len(runs) + columns - 1) // columns

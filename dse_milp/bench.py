@@ -29,6 +29,7 @@ from typing import Any
 from dse_milp.candidates import STATIONARY_ORDERS, least_traffic_for_order
 from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network
+from dse_milp.report import pyplot
 from dse_milp.solve import solve
 from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, traffic
 
@@ -172,10 +173,7 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
 
 def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
     """results.json, results.csv, results.md and one convergence plot per instance, under ``out``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "results.csv", out / "results.md"]

@@ -11,6 +11,16 @@ from dse_milp.solve import GroupResult, LayerResult, Solution
 from dse_milp.traffic import Traffic
 
 
+def pyplot():  # noqa: ANN201
+    """matplotlib's pyplot on its file-only backend, imported only when a plot is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _number(value: float) -> int | float:
     """Exact bytes stay integers in JSON; fractions (sub-byte precisions) stay floats."""
     return int(value) if float(value).is_integer() else float(value)

@@ -20,6 +20,7 @@ import numpy as np
 from dse_milp.accelerator import Accelerator, Buffer, Split
 from dse_milp.cost import Objective
 from dse_milp.errors import InfeasibleError
+from dse_milp.report import pyplot
 from dse_milp.solve import compulsory_bytes, solve
 from dse_milp.solvers import SolverOptions
 from dse_milp.workload import Network
@@ -117,10 +118,7 @@ def write_csv(points: Sequence[SweepPoint], path: Path) -> None:
 def plot(points: Sequence[SweepPoint], path: Path, title: str) -> None:
     """Least DRAM traffic against capacity (log-log), one line per fusion setting, with the
     compulsory traffic drawn as the floor."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for depth in sorted({p.fusion for p in points}):

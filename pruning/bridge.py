@@ -288,6 +288,10 @@ class Traced:
     outputs: list[str]
     """The layers whose outputs are the module's outputs (their channels cannot be pruned)."""
 
+    def network(self) -> Network:
+        """The workload model of ``spec``."""
+        return parse_network(self.spec, f"<torch module {self.spec['name']}>")
+
 
 def trace(module: nn.Module, input_shape: tuple[int, int, int], name: str | None = None) -> Traced:
     """Trace ``module`` on one sample of ``input_shape``; an unsupported op is an InputError."""
@@ -324,8 +328,7 @@ def _one_line(text: str) -> str:
 
 def network_from_torch(module: nn.Module, input_shape: tuple[int, int, int], name: str | None = None) -> Network:
     """The workload model of ``module`` (see the module docstring); an unsupported op is an InputError."""
-    spec = trace(module, input_shape, name).spec
-    return parse_network(spec, f"<torch module {spec['name']}>")
+    return trace(module, input_shape, name).network()
 
 
 def network_yaml(spec: dict[str, Any], comment: str = "") -> str:

@@ -19,7 +19,6 @@ from torch import nn
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.errors import InputError
-from dse_milp.loader import parse_network
 from dse_milp.solve import solve
 from dse_milp.workload import Network
 from pruning.bridge import trace
@@ -116,7 +115,7 @@ def prepare(
         model, shape = model_spec
         name = type(model).__name__.lower()
     traced = trace(model, shape, name)
-    network = parse_network(traced.spec, f"<torch module {name}>")
+    network = traced.network()
     data = fit_data(data, shape, network.output_shapes[traced.outputs[0]].channels, name)
     if before_training is not None:
         before_training(network)

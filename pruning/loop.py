@@ -31,7 +31,7 @@ from torch import nn
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
-from dse_milp.loader import load_network, parse_network
+from dse_milp.loader import load_network
 from dse_milp.marginals import marginal_traffic
 from dse_milp.solve import Solution, solve
 from dse_milp.solvers import DEFAULT, SolverOptions
@@ -145,7 +145,7 @@ class Silent:
 def network_of(model: nn.Module, start: Start) -> tuple[Network, dict[str, Any], list[str]]:
     """The network of the model's current shapes, its YAML document, and its output layers."""
     traced = trace(model, start.input_shape, start.name)
-    return parse_network(traced.spec, f"<torch module {start.name}>"), traced.spec, traced.outputs
+    return traced.network(), traced.spec, traced.outputs
 
 
 def save_iteration(folder: Path, model: nn.Module, spec: dict[str, Any], start: Start, row: Row) -> None:

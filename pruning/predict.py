@@ -43,12 +43,17 @@ from dse_milp.check import check_mappings
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError
 from dse_milp.marginals import without_channels
-from dse_milp.solve import Solution
+from dse_milp.solve import GroupResult, Solution
 from dse_milp.traffic import Mapping, Tiling
 from dse_milp.workload import Network
 
 Unit = str | tuple[str, str]
 """A layer run alone (its name) or a fused group (its first and last layer)."""
+
+
+def _unit(group: GroupResult) -> tuple[str, str]:
+    """The unit of a fused group: its first and last layer."""
+    return group.segment.layers[0].name, group.segment.last.name
 
 
 def _kept(solution: Solution, network: Network) -> tuple[dict[str, Mapping], dict[tuple[str, str], object]]:
@@ -59,22 +64,15 @@ def _kept(solution: Solution, network: Network) -> tuple[dict[str, Mapping], dic
             layer, t = network.by_name[result.layer.name], result.mapping.tiling
             tiling = Tiling(min(t.m, layer.mg), min(t.n, layer.ng), t.r, t.c)
             mappings[layer.name] = replace(result.mapping, tiling=tiling)
-    groups = {(g.segment.layers[0].name, g.segment.last.name): g.mapping for g in solution.groups}
-    return mappings, groups
+    return mappings, {_unit(g): g.mapping for g in solution.groups}
 
 
-def _footprints(solution: Solution) -> dict[Unit, dict[str, float]]:
-    units: dict[Unit, dict[str, float]] = {r.layer.name: r.buffer_bytes for r in solution.layers if r.mapping}
-    units |= {(g.segment.layers[0].name, g.segment.last.name): g.buffer_bytes for g in solution.groups}
-    return units
-
-
-def _prices(solution: Solution) -> dict[Unit, dict[str, float]]:
+def _by_unit(solution: Solution, field: str) -> dict[Unit, dict[str, float]]:
+    """``field`` (by buffer) of every unit of ``solution``: its layers run alone, then its fused groups."""
     units: dict[Unit, dict[str, float]] = {
-        r.layer.name: r.shadow_price or {} for r in solution.layers if r.mapping is not None
+        r.layer.name: getattr(r, field) or {} for r in solution.layers if r.mapping is not None
     }
-    units |= {(g.segment.layers[0].name, g.segment.last.name): g.shadow_price or {} for g in solution.groups}
-    return units
+    return units | {_unit(g): getattr(g, field) or {} for g in solution.groups}
 
 
 def kept_mapping_saving(solution: Solution, group: str, count: int) -> tuple[float, dict[Unit, dict[str, float]]]:
@@ -90,7 +88,8 @@ def kept_mapping_saving(solution: Solution, group: str, count: int) -> tuple[flo
         raise DseError("internal error: a kept mapping no longer fits: " + "; ".join(check.violations))
     now: dict[Unit, dict[str, float]] = {name: c.buffer_bytes for name, c in check.layers.items()}
     now |= {key: c.buffer_bytes for key, c in check.groups.items()}
-    freed = {unit: {b: before[b] - now[unit][b] for b in before} for unit, before in _footprints(solution).items()}
+    before = _by_unit(solution, "buffer_bytes")
+    freed = {unit: {b: held[b] - now[unit][b] for b in held} for unit, held in before.items()}
     return solution.dram_bytes - check.dram_bits / 8, freed
 
 
@@ -98,7 +97,7 @@ def predicted_savings(solution: Solution, group: str, marginal: float, most: int
     """``saved(g, k)`` of the module docstring for k = 0 .. ``most`` (index k), given the exact
     ``marginal`` of one channel of ``group`` (a layer of the coupled set)."""
     priced = solution.objectives[0] is Objective.DRAM
-    prices = _prices(solution)
+    prices = _by_unit(solution, "shadow_price")
 
     def first_order(count: int) -> float:
         fixed, freed = kept_mapping_saving(solution, group, count)

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import Progress, TaskID
 from rich.table import Table
 
-from dse_milp.report import human_bytes
+from dse_milp.report import human_bytes, pyplot
 from pruning.loop import Row
 
 CSV_COLUMNS = [
@@ -65,16 +65,6 @@ def write_log(rows: Sequence[Row], start_accuracy: float, out: Path, about: dict
     partial.replace(out / "log.csv")
 
 
-def _pyplot():  # noqa: ANN202
-    """matplotlib's pyplot on the file-only backend (imported when a plot is drawn)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _write_atomic(path: Path, text: str) -> None:
     partial = path.with_name(path.name + ".part")
     partial.write_text(text, encoding="utf-8")
@@ -90,7 +80,7 @@ def by_policy(rows: Sequence[Row]) -> dict[str, list[Row]]:
 
 def plot_pareto(rows: Sequence[Row], start_accuracy: float, max_drop: float, title: str, path: Path) -> None:
     """Accuracy against DRAM bytes, one line per policy, the start and the ``max_drop`` band marked."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     start_bytes = rows[0].dram_bytes
     ax.axhspan(start_accuracy - max_drop, start_accuracy, color="tab:green", alpha=0.12,
@@ -115,7 +105,7 @@ def plot_pareto(rows: Sequence[Row], start_accuracy: float, max_drop: float, tit
 def plot_widths(rows: Sequence[Row], final: dict[str, int], title: str, path: Path) -> None:
     """Output channels of every convolution and matmul layer before and after, per policy
     (``final``: the iteration each policy ends with, by policy)."""
-    plt = _pyplot()
+    plt = pyplot()
     runs = by_policy(rows)
     layers = list(rows[0].widths)
     bars = len(runs) + 1
