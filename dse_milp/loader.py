@@ -11,67 +11,101 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticError
 
 from dse_milp.accelerator import Accelerator, Energy, free_split, separate_buffers, unified_buffer
-from dse_milp.errors import InputError
+from dse_milp.errors import InputError, show
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Precision, Shape
+from dse_milp.yaml_input import read_yaml
 
 # --------------------------------------------------------------------------- schema
 
 
+MAX_EXTENT = 1 << 20
+"""The largest channel count, feature count, height, width, kernel, stride or padding."""
+MAX_OUTPUT_EXTENT = 4096
+"""The largest output height or width of a layer (or row count of a matmul): candidate
+generation grows with it (about 1 s per distinct layer shape at the limit)."""
+MAX_MACS = 1 << 40
+"""The most MACs one layer may hold (1.1e12), which keeps every traffic figure exact."""
+MAX_BYTES = 1 << 40
+"""The largest buffer size, 1 TiB."""
+MAX_BANKS = 256
+"""The most banks a free split may have (the program grows with the square of the count:
+about 5 s at 256 banks on DS-CNN)."""
+
+
 def _pair(minimum: int, also: str | None = None) -> BeforeValidator:
-    """An int, or a list of two ints, each >= minimum; always returned as a pair.
-    ``also`` names a word accepted as it is."""
+    """An int, or a list of two ints, each in [minimum, MAX_EXTENT]; always returned as a
+    pair. ``also`` names a word accepted as it is."""
 
     def check(value: Any) -> tuple[int, int] | str:
         if also is not None and value == also:
             return value
         items = value if isinstance(value, list) else [value]
-        if len(items) in (1, 2) and all(type(v) is int and v >= minimum for v in items):
+        if len(items) in (1, 2) and all(type(v) is int and minimum <= v <= MAX_EXTENT for v in items):
             return (items[0], items[-1])
         alternative = f", {also!r}," if also else ""
-        raise ValueError(f"must be an integer >= {minimum}{alternative} or a list of two, got {_show(value)}")
+        raise ValueError(
+            f"must be an integer >= {minimum} and <= {MAX_EXTENT}{alternative} or a list of two, got {show(value)}"
+        )
 
     return BeforeValidator(check)
 
 
-_UNITS = {"b": 1, "kib": 1024, "kb": 1024, "mib": 1024**2, "mb": 1024**2}
+_UNITS = {"b": 1, "kib": 1024, "kb": 1024, "mib": 1024**2, "mb": 1024**2, "gib": 1024**3, "gb": 1024**3}
 
 
 def parse_size(value: Any) -> int:
-    """Bytes: a positive integer, or a string such as '64 KiB' (or a digit string)."""
-    if isinstance(value, str) and value.strip().isdigit():
+    """Bytes: a positive integer, or a string such as '64 KiB' (or a digit string), at most
+    ``MAX_BYTES``."""
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 20:
         value = int(value)
     return _size(value)
 
 
 def _size(value: Any) -> int:
-    """Bytes: a positive integer, or a string such as '64 KiB'."""
-    if type(value) is int and value > 0:
-        return value
-    if isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*", value)
+    """Bytes: a positive integer, or a string such as '64 KiB', at most ``MAX_BYTES``."""
+    size: Decimal | int | None = None
+    if type(value) is int:
+        size = value
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
         if match and match.group(2).lower() in _UNITS:
-            size = float(match.group(1)) * _UNITS[match.group(2).lower()]
-            if size > 0 and size == int(size):
-                return int(size)
-    raise ValueError(f"must be a positive size in bytes such as 65536 or '64 KiB', got {_show(value)}")
+            size = Decimal(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size is not None and 0 < size <= MAX_BYTES and size == int(size):
+        return int(size)
+    if size is not None and size > MAX_BYTES:
+        raise ValueError(f"must be at most 1 TiB ({MAX_BYTES:,} bytes), got {show(value)}")
+    raise ValueError(f"must be a positive size in bytes such as 65536 or '64 KiB', got {show(value)}")
 
 
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
+PositiveInt = Annotated[StrictInt, Field(ge=1, le=MAX_EXTENT)]
 Bits = Annotated[StrictInt, Field(ge=1, le=64)]
 Pair = Annotated[tuple[int, int], _pair(1)]
 PoolKernel = Annotated[tuple[int, int] | Literal["global"], _pair(1, also="global")]
 Padding = Annotated[tuple[int, int], _pair(0)]
 Size = Annotated[int, BeforeValidator(_size)]
-NonNegative = Annotated[StrictFloat, Field(ge=0)]
-Name = Annotated[StrictStr, Field(min_length=1)]
+OptionalSize = Annotated[int | None, BeforeValidator(_size)]
+"""A size that may be left out, but not given as null (the default is not validated)."""
+Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+
+
+def _finite(low: float, high: float, strict_low: bool = False) -> Any:
+    """A finite number in [low, high] (or (low, high])."""
+    if strict_low:
+        return Annotated[StrictFloat, Field(gt=low, le=high, allow_inf_nan=False)]
+    return Annotated[StrictFloat, Field(ge=low, le=high, allow_inf_nan=False)]
+
+
+Energy_pJ = _finite(0.0, 1e6)
+Bandwidth = _finite(1e-3, 1e6)
+Megahertz = _finite(0.0, 1e6, strict_low=True)
 
 
 class _Spec(BaseModel):
@@ -138,28 +172,28 @@ class NetworkSpec(_Spec):
 
 
 class BufferSpec(_Spec):
-    unified: Size | None = None
-    input: Size | None = None
-    weight: Size | None = None
-    output: Size | None = None
-    total: Size | None = None
+    unified: OptionalSize = None
+    input: OptionalSize = None
+    weight: OptionalSize = None
+    output: OptionalSize = None
+    total: OptionalSize = None
     split: Literal["free"] | None = None
-    bank: Size | None = None
+    bank: OptionalSize = None
 
 
 class EnergySpec(_Spec):
-    dram_byte: NonNegative
-    sram_byte: NonNegative
-    mac: NonNegative
+    dram_byte: Energy_pJ
+    sram_byte: Energy_pJ
+    mac: Energy_pJ
 
 
 class AcceleratorSpec(_Spec):
     name: Name
     buffer: BufferSpec
     double_buffering: StrictBool = False
-    dram_bandwidth: Annotated[StrictFloat, Field(gt=0)]
-    clock_mhz: Annotated[StrictFloat, Field(gt=0)]
-    macs: PositiveInt
+    dram_bandwidth: Bandwidth
+    clock_mhz: Megahertz
+    macs: Annotated[StrictInt, Field(ge=1, le=1 << 24)]
     energy_pj: EnergySpec
 
 
@@ -178,15 +212,15 @@ class SuiteSpec(_Spec):
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _path(loc: tuple[str | int, ...]) -> str:
+    """``layers[3].kernel``; a key that is not a plain printable name is quoted."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        key = str(part) if str(part).isprintable() and len(str(part)) <= 60 else show(part)
+        text += f".{key}" if text else key
     return text or "(top level)"
 
 
@@ -205,26 +239,28 @@ def _message(error: dict[str, Any]) -> tuple[tuple[str | int, ...], str]:
     messages = {
         "missing": "missing required field",
         "extra_forbidden": "unknown field",
-        "greater_than_equal": f"must be >= {ctx.get('ge')}, got {_show(value)}",
-        "greater_than": f"must be > {ctx.get('gt')}, got {_show(value)}",
-        "less_than_equal": f"must be <= {ctx.get('le')}, got {_show(value)}",
-        "int_type": f"must be an integer, got {_show(value)}",
-        "float_type": f"must be a number, got {_show(value)}",
-        "bool_type": f"must be true or false, got {_show(value)}",
-        "string_type": f"must be a string, got {_show(value)}",
-        "list_type": f"must be a list, got {_show(value)}",
-        "model_type": f"must be a mapping, got {_show(value)}",
-        "model_attributes_type": f"must be a mapping, got {_show(value)}",
-        "dict_type": f"must be a mapping, got {_show(value)}",
-        "too_short": f"must have at least {ctx.get('min_length')} item(s), got {_show(value)}",
+        "greater_than_equal": f"must be >= {ctx.get('ge')}, got {show(value)}",
+        "greater_than": f"must be > {ctx.get('gt')}, got {show(value)}",
+        "less_than_equal": f"must be <= {ctx.get('le')}, got {show(value)}",
+        "int_type": f"must be an integer, got {show(value)}",
+        "float_type": f"must be a number, got {show(value)}",
+        "bool_type": f"must be true or false, got {show(value)}",
+        "string_type": f"must be a string, got {show(value)}",
+        "list_type": f"must be a list, got {show(value)}",
+        "model_type": f"must be a mapping, got {show(value)}",
+        "model_attributes_type": f"must be a mapping, got {show(value)}",
+        "dict_type": f"must be a mapping, got {show(value)}",
+        "too_short": f"must have at least {ctx.get('min_length')} item(s), got {show(value)}",
         "string_too_short": "must not be empty",
-        "literal_error": f"must be {ctx.get('expected')}, got {_show(value)}",
-        "union_tag_invalid": f"unknown layer kind {_show(ctx.get('tag'))} (expected one of {ctx.get('expected_tags')})",
+        "string_too_long": f"must be at most {ctx.get('max_length')} characters, got {show(value)}",
+        "finite_number": f"must be a finite number, got {show(value)}",
+        "literal_error": f"must be {ctx.get('expected')}, got {show(value)}",
+        "union_tag_invalid": f"unknown layer kind {show(ctx.get('tag'))} (expected one of {ctx.get('expected_tags')})",
         "union_tag_not_found": "missing the field 'kind'",
     }
     if kind == "value_error":
         return loc, str(ctx.get("error", error["msg"]))
-    return loc, messages.get(kind, f"{error['msg']}, got {_show(value)}")
+    return loc, messages.get(kind, f"{error['msg']}, got {show(value)}")
 
 
 def _validate(model: type[_M], data: Any, source: str) -> _M:
@@ -238,37 +274,6 @@ def _validate(model: type[_M], data: Any, source: str) -> _M:
             if line not in problems:
                 problems.append(line)
         raise InputError(problems) from None
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file safely; a missing or malformed file is an InputError."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError([f"{path}: cannot read file ({exc.strerror})"]) from None
-    except UnicodeDecodeError as exc:
-        raise InputError([f"{path}: cannot read file (not UTF-8 text: byte {exc.start})"]) from None
-    try:
-        return yaml.load(text, Loader=_StrictLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError([f"{where}: malformed YAML: {problem}"]) from None
 
 
 # --------------------------------------------------------------------------- factories
@@ -326,7 +331,7 @@ class _NetworkFactory:
             if shape is not None:
                 failed.discard(name)
                 shapes[name] = shape
-            if layer is not None:
+            if layer is not None and self.within_limits(index, layer):
                 layers.append(layer)
         if self.problems:
             raise InputError(self.problems)
@@ -336,6 +341,25 @@ class _NetworkFactory:
             layers=tuple(layers),
             output_shapes=shapes,
         )
+
+    def within_limits(self, index: int, layer: Layer) -> bool:
+        """Whether the layer is small enough to model exactly and quickly (else a problem)."""
+        checks = (
+            ("output height" if layer.kind is not LayerKind.MATMUL else "row count", layer.r, MAX_OUTPUT_EXTENT),
+            ("output width", layer.c, MAX_OUTPUT_EXTENT),
+            ("MAC count", layer.macs, MAX_MACS),
+            ("input size (elements)", layer.n * layer.h * layer.w, MAX_MACS),
+        )
+        over = [
+            f"its {what} {value:,} is more than the limit of {limit:,}"
+            for what, value, limit in checks
+            if value > limit
+        ]
+        if over:
+            self.problems.append(
+                f"{self.source}: layers[{index}]: layer {layer.name!r} is too large: {'; '.join(over)}"
+            )
+        return not over
 
     def make_layer(
         self,
@@ -497,6 +521,14 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
         bank = b.bank or 1024
         if bank > b.total or b.total % bank:  # type: ignore[operator]
             raise InputError([f"{source}: buffer.bank: {bank} bytes must divide the total {b.total} bytes"])
+        if b.total // bank > MAX_BANKS:  # type: ignore[operator]
+            raise InputError(
+                [
+                    f"{source}: buffer.bank: {bank:,} makes {b.total // bank:,} banks of the "  # type: ignore[operator]
+                    f"{b.total:,}-byte total; the limit is {MAX_BANKS} banks (a bank of at least "
+                    f"{-(-b.total // MAX_BANKS):,} bytes)"  # type: ignore[operator]
+                ]
+            )
         buffers, split = free_split(b.total, bank)  # type: ignore[arg-type]
     else:
         raise InputError(
@@ -537,7 +569,13 @@ def load_suite(path: str | Path) -> list[SuiteEntry]:
     path = Path(path)
     spec = _validate(SuiteSpec, read_yaml(path), str(path))
     entries = [SuiteEntry(e.name, path.parent / e.network, path.parent / e.accelerator) for e in spec.instances]
+    first: dict[str, int] = {}
     problems = [
+        f"{path}: instances[{i}].name: {entry.name!r} is used by instances[{first[entry.name]}] too"
+        for i, entry in enumerate(entries)
+        if first.setdefault(entry.name, i) != i
+    ]
+    problems += [
         f"{path}: instances[{i}].{field}: {str(target)!r} does not exist"
         for i, entry in enumerate(entries)
         for field, target in (("network", entry.network), ("accelerator", entry.accelerator))

@@ -115,7 +115,7 @@ def test_bad_stride(tmp_path, stride):
 
 def test_negative_padding(tmp_path):
     source, problems = network_problems(tmp_path, network(l0={"padding": -1}))
-    assert problems == [f"{source}: layers[0].padding: must be an integer >= 0 or a list of two, got -1"]
+    assert problems == [f"{source}: layers[0].padding: must be an integer >= 0 and <= 1048576 or a list of two, got -1"]
 
 
 def test_non_integer_channels(tmp_path):
@@ -279,7 +279,7 @@ def test_python_tags_are_not_executed(tmp_path):
     assert problems[0].startswith(f"{source}:1:1: malformed YAML")
 
 
-@pytest.mark.parametrize(("text", "shown"), [("- a\n- b\n", "['a', 'b']"), ("", "None"), ("42\n", "42")])
+@pytest.mark.parametrize(("text", "shown"), [("- a\n- b\n", "['a', 'b']"), ("", "null"), ("42\n", "42")])
 def test_top_level_is_not_a_mapping(tmp_path, text, shown):
     source, problems = network_problems(tmp_path, text)
     assert problems == [f"{source}: (top level): must be a mapping, got {shown}"]
@@ -425,8 +425,13 @@ def test_separate_buffers(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value", "fragment"),
     [
-        ("dram_bandwidth", -1, "must be > 0"),
-        ("dram_bandwidth", 0, "must be > 0"),
+        ("dram_bandwidth", -1, "must be >= 0.001"),
+        ("dram_bandwidth", 0, "must be >= 0.001"),
+        ("dram_bandwidth", 1e-300, "must be >= 0.001"),
+        ("dram_bandwidth", float("inf"), "must be a finite number, got inf"),
+        ("clock_mhz", float("nan"), "must be a finite number, got nan"),
+        ("clock_mhz", 1e308, "must be <= 1000000.0"),
+        ("macs", 2**40, "must be <= 16777216"),
         ("dram_bandwidth", "8", "must be a number"),
         ("clock_mhz", -2.5, "must be > 0"),
         ("macs", 0, "must be >= 1"),
