@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import csv
 import itertools
-import json
 import math
+import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,9 @@ from typing import Any
 from dse_milp.candidates import STATIONARY_ORDERS, least_traffic_for_order
 from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network
-from dse_milp.report import pyplot
+from dse_milp.report import json_text, plot_text, pyplot
 from dse_milp.solve import solve
+from dse_milp.stopping import interrupted
 from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, traffic
 
 EXHAUSTIVE_LIMIT = 200_000
@@ -129,20 +130,31 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
 def run_bench(
     entries: Sequence[SuiteEntry], settings: BenchSettings, jobs: int = 1, advance: Callable[[], None] = lambda: None
 ) -> list[dict[str, Any]]:
-    """Every instance, in ``jobs`` worker processes; results in suite order."""
+    """Every instance, in ``jobs`` worker processes; results in suite order. After Ctrl-C (see
+    ``dse_milp.stopping``) it returns the instances finished before it, fewer than ``entries``:
+    an instance running at that moment is left out, as its budgets were cut short."""
+    records: list[dict[str, Any]] = []
     if jobs <= 1:
-        records = []
         for entry in entries:
-            records.append(run_instance(entry, settings))
+            record = run_instance(entry, settings)
+            if interrupted():
+                break
+            records.append(record)
             advance()
         return records
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(
+        max_workers=jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)
+    ) as pool:
         futures = [pool.submit(run_instance, entry, settings) for entry in entries]
-        records = []
         for future in futures:
+            while not future.done() and not interrupted():
+                wait([future], timeout=0.1)
+            if interrupted():
+                pool.shutdown(wait=False, cancel_futures=True)
+                break
             records.append(future.result())
             advance()
-        return records
+    return records
 
 
 def markdown(records: Sequence[dict[str, Any]]) -> str:
@@ -177,7 +189,7 @@ def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "results.json", out / "results.csv", out / "results.md"]
-    written[0].write_text(json.dumps(list(records), indent=1) + "\n", encoding="utf-8")
+    written[0].write_text(json_text(list(records)), encoding="utf-8")
     with written[1].open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(
@@ -205,7 +217,7 @@ def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
         ax.set_yscale("log")
         ax.set_xlabel("seconds")
         ax.set_ylabel("best DRAM traffic found (bytes)")
-        ax.set_title(rec["instance"])
+        ax.set_title(plot_text(rec["instance"]))
         ax.legend()
         fig.tight_layout()
         path = out / f"convergence_{rec['instance'].replace('@', '_at_')}.png"

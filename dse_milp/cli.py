@@ -8,10 +8,12 @@ interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import math
-import os
+import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,10 +24,12 @@ from rich.console import Console
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
-from dse_milp.errors import DseError, InfeasibleError, InputError, NoSolutionError
+from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.heuristics import METHODS
 from dse_milp.loader import load_accelerator, load_network, load_suite
+from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
+from dse_milp.stopping import interrupted, sigint_requests_stop
 from dse_milp.workload import Network
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
@@ -38,32 +42,44 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``error: ...``) and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
+        message = message.replace("\n", "\\n").replace("\r", "\\r")  # one line, whatever was typed
         self.exit(EXIT_INPUT, f"error: {message} (see {self.prog} --help)\n")
 
 
 def _number(kind: type[int] | type[float], interval: str) -> Callable[[str], float]:
-    """A parser of finite numbers in ``interval``: '> 0', '>= 0', '(0, 1)' or '[0, 1)'."""
+    """A parser of finite numbers in ``interval``: '> 0', '>= 0', or a range such as '(0, 1)',
+    '[0, 1)' or '[1, 1024]' (every range the solvers accept is stated here, not found inside them)."""
     noun = "an integer" if kind is int else "a number"
-    inside: Callable[[float], bool] = {
-        "> 0": lambda v: v > 0,
-        ">= 0": lambda v: v >= 0,
-        "(0, 1)": lambda v: 0 < v < 1,
-        "[0, 1)": lambda v: 0 <= v < 1,
-    }[interval]
-    wording = interval if interval[0] in "<>" else f"in {interval}"
+    if interval.startswith(">"):
+        low, high = float(interval.split()[-1]), math.inf
+        closed_low, closed_high = interval.startswith(">="), False
+        wording = interval
+    else:
+        match = re.fullmatch(r"([\[(])(\S+), (\S+)([\])])", interval)
+        assert match, interval
+        low, high = float(match.group(2)), float(match.group(3))
+        closed_low, closed_high = match.group(1) == "[", match.group(4) == "]"
+        wording = f"in {interval}"
 
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {noun}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {noun}, got {show(text)}") from None
         if not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
-        if not inside(value):
-            raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {show(text)}")
+        above = value >= low if closed_low else value > low
+        below = value <= high if closed_high else value < high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {show(text)}")
         return value
 
     return parse
+
+
+MAX_THREADS = 1024
+SEEDS = "[0, 2147483647]"
+"""Seeds every backend takes (HiGHS and CP-SAT read a 32-bit signed integer)."""
 
 
 def _objectives(text: str) -> tuple[Objective, ...]:
@@ -92,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     )
     solve.add_argument(
         "--evaluations",
-        type=_number(int, "> 0"),
+        type=_number(int, "[1, 1000000000]"),
         default=2000,
         metavar="N",
         help="designs a heuristic search may score (default 2000); --time-limit also bounds it",
@@ -114,7 +130,9 @@ def parser() -> argparse.ArgumentParser:
     _common(sweep)
     sweep.add_argument("--min", type=_size_argument, default=16 * 1024, metavar="SIZE", help="default 16 KiB")
     sweep.add_argument("--max", type=_size_argument, default=1024 * 1024, metavar="SIZE", help="default 1 MiB")
-    sweep.add_argument("--points", type=_number(int, "> 0"), default=7, help="capacities to solve (default 7)")
+    sweep.add_argument(
+        "--points", type=_number(int, "[1, 1000]"), default=7, help="capacities to solve, up to 1000 (default 7)"
+    )
     sweep.add_argument("--out", type=Path, default=Path("sweep.csv"), metavar="SWEEP.csv")
     sweep.add_argument("--plot", type=Path, default=Path("sweep.png"), metavar="SWEEP.png")
 
@@ -127,10 +145,10 @@ def parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file (default: the bundled one)")
     bench.add_argument(
-        "--fusion", type=_number(int, "> 0"), default=0, metavar="N", help="fused groups of up to N layers"
+        "--fusion", type=_number(int, "[1, 4096]"), default=0, metavar="N", help="fused groups of up to N layers"
     )
-    bench.add_argument("--jobs", type=_number(int, "> 0"), default=1, help="instances run in parallel processes")
-    bench.add_argument("--seed", type=int, default=0)
+    bench.add_argument("--jobs", type=_number(int, "[1, 256]"), default=1, help="instances run in parallel processes")
+    bench.add_argument("--seed", type=_number(int, SEEDS), default=0, help=f"in {SEEDS} (default 0)")
     bench.add_argument("--quick", action="store_true", help="two tiny instances and short budgets (for tests)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), metavar="DIR")
     _compress_parser(commands)
@@ -206,7 +224,7 @@ def _compress_parser(commands: argparse._SubParsersAction) -> None:
     )
     compress.add_argument(
         "--train-threads",
-        type=_number(int, "> 0"),
+        type=_number(int, f"[1, {MAX_THREADS}]"),
         default=2,
         metavar="N",
         help="threads PyTorch trains with (default 2; the same seed and count give the same run)",
@@ -252,21 +270,29 @@ def _solver_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fusion",
-        type=_number(int, "> 0"),
+        type=_number(int, "[1, 4096]"),
         default=0,
         metavar="N",
         help="let up to N consecutive layers run as one fused group (default: no fusion)",
     )
     parser.add_argument("--solver", choices=list(BACKENDS), default=DEFAULT)
-    parser.add_argument("--time-limit", type=_number(float, "> 0"), default=None, metavar="SECONDS")
+    parser.add_argument(
+        "--time-limit",
+        type=_number(float, "(0, 1000000000]"),
+        default=None,
+        metavar="SECONDS",
+        help="bound the whole command; the best solution found by then is reported (default: none)",
+    )
     parser.add_argument(
         "--mip-gap",
         type=_number(float, "[0, 1)"),
         default=0.0,
         help="relative gap to stop at (default 0: proven optimum)",
     )
-    parser.add_argument("--threads", type=_number(int, "> 0"), default=1)
-    parser.add_argument("--seed", type=int, default=0)  # fmt: skip
+    parser.add_argument(
+        "--threads", type=_number(int, f"[1, {MAX_THREADS}]"), default=1, help="solver threads (default 1)"
+    )
+    parser.add_argument("--seed", type=_number(int, SEEDS), default=0, help=f"solver seed in {SEEDS} (default 0)")
 
 
 def _size_argument(text: str) -> int:
@@ -308,78 +334,90 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
     return network, accelerator
 
 
-def _writable(option: str, path: Path | None) -> None:
-    if path is not None and not (path.parent.is_dir() and os.access(path.parent, os.W_OK)):
-        raise InputError([f"{option}: cannot write {str(path)!r} (no writable folder {str(path.parent)!r})"])
-
-
 def _options(args: argparse.Namespace) -> SolverOptions:
-    return SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
+    """The solver options, with the deadline of ``--time-limit`` counted from now."""
+    options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
+    return options.started()
 
 
 def run_solve(args: argparse.Namespace, console: Console) -> int:
     from dse_milp.heuristics import heuristic_solution
     from dse_milp.marginals import marginal_traffic
-    from dse_milp.report import print_solution, solution_record
+    from dse_milp.report import json_text, print_solution, solution_record, stopped_record
     from dse_milp.solve import solve
 
-    network, accelerator = _load(args)
-    _writable("--out", args.out)
     options = _options(args)
+    network, accelerator = _load(args)
+    check_file("--out", args.out)
     settings = {"objective": args.objective, "solver": args.solver, "options": options, "fusion": args.fusion}
-    if args.method != "milp":
-        if args.marginals or len(args.objective) > 1:
-            raise InputError(["--method: a heuristic search takes one objective and no --marginals"])
-        solution = heuristic_solution(
-            args.method, network, accelerator, args.objective[0], args.fusion, args.evaluations, args.time_limit,
-            args.seed,
-        )  # fmt: skip
-    else:
-        solution = solve(network, accelerator, **settings)
+    if args.method != "milp" and (args.marginals or len(args.objective) > 1):
+        raise InputError(["--method: a heuristic search takes one objective and no --marginals"])
+    try:
+        if args.method != "milp":
+            solution = heuristic_solution(
+                args.method, network, accelerator, args.objective[0], args.fusion, args.evaluations,
+                options.seconds_left(), args.seed,
+            )  # fmt: skip
+        else:
+            solution = solve(network, accelerator, **settings)
+    except (InterruptedRun, NoSolutionError) as exc:
+        if args.out is not None:
+            status = "interrupted" if isinstance(exc, InterruptedRun) else "no_solution"
+            write_text("--out", args.out, json_text(stopped_record(network.name, accelerator.name, status, str(exc))))
+        raise
     if args.marginals and args.method == "milp":
         start = time.perf_counter()
-        marginals = marginal_traffic(solution, **settings)
-        seconds = solution.seconds | {"marginals": time.perf_counter() - start}
-        solution = replace(solution, marginals=marginals, seconds=seconds)
-    print_solution(solution, console, table=not args.quiet)
-    if args.out is not None:
         try:
-            args.out.write_text(json.dumps(solution_record(solution), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise InputError([f"{args.out}: cannot write ({exc.strerror})"]) from None
+            marginals = marginal_traffic(solution, **settings)
+        except (InterruptedRun, NoSolutionError) as exc:
+            solution = replace(solution, notes=(*solution.notes, f"marginals skipped: {exc}"))
+        else:
+            seconds = solution.seconds | {"marginals": time.perf_counter() - start}
+            solution = replace(solution, marginals=marginals, seconds=seconds)
+    failed: InputError | None = None
+    if args.out is not None:  # first: a closed or broken standard output must not lose it
+        try:
+            write_text("--out", args.out, json_text(solution_record(solution)))
+        except InputError as exc:
+            failed = exc
+    print_solution(solution, console, table=not args.quiet)
+    if failed is not None:
+        raise failed
     return EXIT_OK
 
 
 def run_sweep(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import Progress
-
-    from dse_milp.report import human_bytes
+    from dse_milp.report import human_bytes, progress_bar
     from dse_milp.sweep import capacities, plot, run_sweep, write_csv
 
+    options = _options(args)
     network, accelerator = _load(args)
-    _writable("--out", args.out)
-    _writable("--plot", args.plot)
+    check_file("--out", args.out)
+    check_file("--plot", args.plot)
     if args.min > args.max:
-        raise InputError([f"--min: {args.min} bytes is more than --max {args.max} bytes"])
+        raise InputError([f"--min: {args.min:,} bytes is more than --max {args.max:,} bytes"])
     totals = capacities(args.min, args.max, args.points)
     runs = len(totals) * (2 if args.fusion > 1 else 1)
-    with Progress(console=console, transient=True) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task(f"sweeping {network.name} on {accelerator.name}", total=runs)
         points = run_sweep(
-            network, accelerator, totals, args.fusion, args.objective, args.solver, _options(args),
+            network, accelerator, totals, args.fusion, args.objective, args.solver, options,
             advance=lambda: progress.advance(task),
         )  # fmt: skip
     write_csv(points, args.out)
     plot(points, args.plot, f"{network.name} on {accelerator.name}")
     for p in points:
         traffic = (
-            "infeasible"
+            p.status.replace("_", " ")
             if p.dram_bytes is None
             else f"{p.dram_bytes:,.0f} bytes ({p.dram_bytes / p.compulsory_bytes:.3f})"
         )
         fused = f", fusion {p.fusion}" if p.fusion else ""
         console.print(f"{human_bytes(p.capacity_bytes):>10}{fused}: {traffic}")
     console.print(f"wrote {args.out} and {args.plot}")
+    if interrupted():
+        console.print(f"interrupted: {len(points)} of {runs} points solved")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -387,9 +425,8 @@ QUICK = ("tiny_dscnn@npu-32k", "tiny_resnet8@npu-32k")
 
 
 def run_bench(args: argparse.Namespace, console: Console) -> int:
-    from rich.progress import Progress
-
     from dse_milp.bench import BenchSettings, markdown, run_bench, write
+    from dse_milp.report import progress_bar
 
     entries = load_suite(args.suite)
     if args.quick:
@@ -397,13 +434,16 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
         settings = BenchSettings(fusion=args.fusion, least_seconds=0.05, most_seconds=1.0, seed=args.seed)
     else:
         settings = BenchSettings(fusion=args.fusion, seed=args.seed)
-    _writable("--out", args.out / "results.json" if args.out.exists() else args.out)
-    with Progress(console=console, transient=True) as progress:
+    check_folder("--out", args.out)
+    with progress_bar(console) as progress:
         task = progress.add_task(f"benchmarking {len(entries)} instances", total=len(entries))
         records = run_bench(entries, settings, args.jobs, advance=lambda: progress.advance(task))
     written = write(records, args.out)
-    console.print(markdown(records), markup=False)
+    console.print(markdown(records))
     console.print(f"wrote {len(written)} files under {args.out}")
+    if len(records) < len(entries):
+        console.print(f"interrupted: {len(records)} of {len(entries)} instances done")
+        return EXIT_INTERRUPTED
     return EXIT_OK
 
 
@@ -435,9 +475,7 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
         raise InputError([f"compress needs the 'prune' extra (pip install -e '.[prune]'): {exc}"]) from None
 
     accelerator = load_accelerator(_accelerator_path(args.accelerator))
-    if args.out.exists() and not args.out.is_dir():
-        raise InputError([f"--out: {str(args.out)!r} exists and is not a folder"])
-    _writable("--out", args.out / "log.json" if args.out.is_dir() else args.out)
+    check_folder("--out", args.out)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise InputError([f"--checkpoint: {str(args.checkpoint)!r} is not a file"])
     data = load_data(args.data)
@@ -454,38 +492,64 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
         with RichReporter(console) as reporter:
             rows = compress(args.model, data, accelerator, policies, settings, args.out, training, reporter)
     except KeyboardInterrupt:
-        console.print(f"interrupted: {args.out / 'log.csv'} holds every iteration finished so far", markup=False)
+        console.print(f"interrupted: {args.out / 'log.csv'} holds every iteration finished so far")
         return EXIT_INTERRUPTED
     reporter.summary(rows, settings.max_drop)
-    console.print(f"wrote log.csv, log.json, pareto.png, widths.png and the models under {args.out}", markup=False)
+    console.print(f"wrote log.csv, log.json, pareto.png, widths.png and the models under {args.out}")
     return EXIT_OK
 
 
+class _Console(Console):
+    """A console whose closed pipe (``solve ... | head``) raises BrokenPipeError for ``main`` to
+    end the run quietly, rather than rich's own ``SystemExit(1)``."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        silence_stdout()
+        raise BrokenPipeError
+
+
 def main(argv: list[str] | None = None) -> int:
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # undo __main__'s start-up handler
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else EXIT_INPUT
-    console = Console()
+    # Every string printed is data: no rich markup, emoji codes or highlighting in names.
+    plain = {"markup": False, "emoji": False, "highlight": False}
+    console = _Console(**plain)  # type: ignore[arg-type]
     if not console.is_terminal:  # pipes and files get the whole table, unwrapped
-        console = Console(width=200)
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+        console = _Console(width=200, **plain)  # type: ignore[arg-type]
+    errors = Console(stderr=True, soft_wrap=True, **plain)  # type: ignore[arg-type]
+    commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench, "compress": run_compress}
+    # compress keeps Ctrl-C's usual meaning (stop now; its log keeps every finished iteration)
+    stops = contextlib.nullcontext() if args.command == "compress" else sigint_requests_stop()
     try:
-        commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench, "compress": run_compress}
-        return commands[args.command](args, console)
+        with stops:
+            return commands[args.command](args, console)
+    except BrokenPipeError:  # solve ... | head: the results are written; stop quietly
+        silence_stdout()
+        return EXIT_OK
     except InputError as exc:
         for problem in exc.problems:
-            errors.print(f"error: {problem}", markup=False)
+            errors.print(f"error: {problem}")
         return EXIT_INPUT
     except InfeasibleError as exc:
         for problem in exc.problems:
-            errors.print(f"infeasible: {problem}", markup=False)
+            errors.print(f"infeasible: {problem}")
         return EXIT_INFEASIBLE
     except NoSolutionError as exc:
-        errors.print(f"time limit: {exc}", markup=False)
+        errors.print(f"time limit: {exc}")
         return EXIT_TIME_LIMIT
+    except InterruptedRun as exc:
+        errors.print(f"{exc}")
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        return EXIT_INTERRUPTED
     except DseError as exc:
-        errors.print(f"error: {exc}", markup=False)
+        errors.print(f"error: {exc}")
         return EXIT_FAILED
 
 

@@ -25,8 +25,10 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, generate
+from dse_milp.errors import DseError
 from dse_milp.fusion import Segment, generate_group
 from dse_milp.solvers.highs import convex_choice_lp
+from dse_milp.stopping import stop_reason
 from formulations import MappingProblem
 
 UNBOUNDED = 1 << 40
@@ -51,26 +53,50 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
     acc = problem.accelerator
     lifted = _lifted(acc, buffer)
     objective = problem.objectives[0]
+    # The candidates generated for the lifted buffer, and the program's own, which hold the
+    # mapping it chose: the lifted set is pruned as if b were unbounded, and may have dropped
+    # every mapping that fits the other buffers (an output buffer of a few bytes).
     if isinstance(unit, Segment):
         key = (unit.layers[0].name, unit.last.name)
         cands = generate_group(unit, lifted, count_macs=problem.group_counts_macs)
         view = replace(problem, groups={key: cands}, objectives=(objective,))
         cost, footprint = view.group_cost(objective, key), cands.footprint
+        if key in problem.groups:
+            cost = np.concatenate([cost, problem.group_cost(objective, key)])
+            footprint = np.concatenate([footprint, problem.groups[key].footprint])
     else:
         cands = generate(problem.network.by_name[unit], lifted)
         view = replace(problem, candidates={unit: cands}, objectives=(objective,))
         cost, footprint = view.cost(objective, unit), cands.footprint
+        if unit in problem.candidates:
+            cost = np.concatenate([cost, problem.cost(objective, unit)])
+            footprint = np.concatenate([footprint, problem.candidates[unit].footprint])
     capacity = np.array([b.capacity_bytes + (extra if b.name == buffer else 0.0) for b in acc.buffers])
     value, duals = convex_choice_lp(cost, _usage(acc, footprint), capacity)
     index = [b.name for b in acc.buffers].index(buffer)
     return value, max(0.0, -float(duals[index]))
 
 
-def shadow_prices(problem: MappingProblem, units: list[Segment | str]) -> dict[str, dict[str, float]]:
+def shadow_prices(
+    problem: MappingProblem, units: list[Segment | str], deadline: float | None = None
+) -> tuple[dict[str, dict[str, float]], str | None]:
     """The shadow price of every buffer for each unit (a layer name or a group's segment),
-    by unit name (a layer's, or ``first..last`` for a group)."""
+    by unit name (a layer's, or ``first..last`` for a group), and a note on what is missing.
+
+    An optional report step: Ctrl-C or ``deadline`` ends it early, and a unit whose LP fails
+    is left without a price; both are said in the note, and neither sinks the solution.
+    """
     prices: dict[str, dict[str, float]] = {}
+    failed: list[str] = []
     for unit in units:
+        if (reason := stop_reason(deadline)) is not None:
+            return (
+                prices,
+                f"prices of {len(units) - len(prices) - len(failed)} of {len(units)} units skipped ({reason})",
+            )
         name = unit if isinstance(unit, str) else f"{unit.layers[0].name}..{unit.last.name}"
-        prices[name] = {b.name: unit_lp(problem, unit, b.name)[1] for b in problem.accelerator.buffers}
-    return prices
+        try:
+            prices[name] = {b.name: unit_lp(problem, unit, b.name)[1] for b in problem.accelerator.buffers}
+        except DseError as exc:
+            failed.append(f"{name!r} ({exc})")
+    return prices, (f"no price for {', '.join(failed)}" if failed else None)

@@ -36,6 +36,7 @@ from dse_milp.errors import NoSolutionError
 from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost
 from dse_milp.solve import Solution, design_results
 from dse_milp.solvers import SolveResult, Status
+from dse_milp.stopping import interrupted
 from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, traffic
 from dse_milp.workload import Network
 
@@ -210,7 +211,8 @@ def search(
     seconds: float | None = None,
     seed: int = 0,
 ) -> SearchResult:
-    """Run one heuristic search until ``evaluations`` designs are scored or ``seconds`` pass."""
+    """Run one heuristic search until ``evaluations`` designs are scored, ``seconds`` pass, or
+    Ctrl-C asks it to stop (see ``dse_milp.stopping``)."""
     space = SearchSpace(network, accelerator, objective, fusion)
     best: list = [math.inf, None]
     curve: list[tuple[float, int, float]] = []
@@ -218,7 +220,7 @@ def search(
     start = time.perf_counter()
 
     def f(x: np.ndarray) -> float:
-        if count[0] >= evaluations or (seconds is not None and time.perf_counter() - start >= seconds):
+        if count[0] >= evaluations or (seconds is not None and time.perf_counter() - start >= seconds) or interrupted():
             raise _Budget
         count[0] += 1
         value, design = space.evaluate(np.asarray(x, dtype=float))

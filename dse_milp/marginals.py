@@ -24,7 +24,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from dse_milp.errors import NoSolutionError
 from dse_milp.solve import Solution, solve
+from dse_milp.solvers import Status
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Shape
 
 
@@ -113,6 +115,8 @@ def marginal_traffic(
                 saved[key] = None
             else:
                 again = solve(pruned, accelerator, prices=False, cache=cache, **settings)  # type: ignore[arg-type]
+                if again.result.status is not Status.OPTIMAL:  # stopped early: its traffic proves nothing
+                    raise NoSolutionError(f"the re-solve without a channel of {layer.name!r} was not proven optimal")
                 saved[key] = solution.dram_bytes - again.dram_bytes
         marginals[layer.name] = saved[key]
         if advance is not None:

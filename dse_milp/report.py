@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from dse_milp.solve import GroupResult, LayerResult, Solution
 from dse_milp.traffic import Traffic
+
+
+def progress_bar(console: Console) -> Progress:
+    """rich's default progress bar, with its descriptions taken as plain text (names are data)."""
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def label(name: str) -> str:
+    """A user's name as a table shows it: as it is, or quoted when it holds a line break or
+    another character that is not printable (the console takes no markup, see ``cli.main``)."""
+    return name if name.isprintable() else repr(name)
+
+
+def plot_text(text: str) -> str:
+    """``text`` for a matplotlib title or label: a '$' would start mathtext, and a malformed
+    formula fails at drawing time."""
+    return text.replace("$", r"\$")
 
 
 def pyplot():  # noqa: ANN201
@@ -119,11 +146,33 @@ def solution_record(solution: Solution) -> dict[str, Any]:
             for layer in solution.layers
         ],
         "groups": [group_record(group, total) for group in solution.groups],
+        "notes": list(solution.notes),
         "evaluations": solution.evaluations,
         "curve": None
         if solution.curve is None
         else [{"seconds": t, "evaluations": n, "objective_value": v} for t, n, v in solution.curve],
     }
+
+
+def stopped_record(network: str, accelerator: str, status: str, message: str) -> dict[str, Any]:
+    """The JSON result of a run that stopped without a solution (``interrupted``, ``no_solution``)."""
+    return {"network": network, "accelerator": accelerator, "status": status, "message": message}
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no Infinity or NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(record: Any) -> str:
+    """Standard JSON (no Infinity or NaN: an unbounded bound is null), indented, one trailing newline."""
+    return json.dumps(_finite(record), indent=2, allow_nan=False) + "\n"
 
 
 def human_bytes(value: float) -> str:
@@ -143,7 +192,7 @@ def layer_table(solution: Solution) -> Table:
     total = solution.dram_bytes
     unit = solution.objectives[0].unit
     table = Table(
-        title=f"{solution.network.name} on {solution.accelerator.name}",
+        title=f"{label(solution.network.name)} on {label(solution.accelerator.name)}",
         title_justify="left",
         caption=f"price: {unit} saved per extra byte of buffer for that layer or group (docs/traffic_model.md, 9)"
         + ("; per channel: DRAM bytes saved by removing one output channel" if solution.marginals else ""),
@@ -166,7 +215,7 @@ def layer_table(solution: Solution) -> Table:
             tiles, order = f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}", layer.mapping.order
         marginal = [] if solution.marginals is None else [_marginal(solution.marginals[layer.layer.name])]
         table.add_row(
-            layer.layer.name,
+            label(layer.layer.name),
             layer.layer.kind.value,
             tiles,
             order,
@@ -207,11 +256,11 @@ def group_table(solution: Solution) -> Table:
         layers = group.segment.layers
         table.add_row(
             str(i),
-            ", ".join(layer.name for layer in layers),
+            ", ".join(label(layer.name) for layer in layers),
             f"{group.mapping.rows} x {group.mapping.cols}",
             str(group.cost.tiles),
-            ", ".join(layer.name for layer in layers if layer.name in group.mapping.resident) or "-",
-            ", ".join(group.segment.externals),
+            ", ".join(label(layer.name) for layer in layers if layer.name in group.mapping.resident) or "-",
+            ", ".join(label(name) for name in group.segment.externals),
             human_bytes(sum(group.buffer_bytes.values())),
             human_bytes(group.dram_bytes),
             f"{100 * group.dram_bytes / total:.1f}%" if total else "-",
@@ -242,6 +291,8 @@ def print_summary(solution: Solution, console: Console) -> None:
     )
     gap = "n/a" if r.gap is None else f"{100 * r.gap:.4g}%"
     ties = "".join(f", ties broken by {o.value}" for o in solution.objectives[1:])
+    for note in solution.notes:
+        console.print(f"note: {note}")
     console.print(
         f"{r.solver} {r.version}: {r.status.value}; objective ({solution.objectives[0].value}{ties}) "
         f"{_value(r.objective)} {solution.objectives[0].unit}, bound {_value(r.bound)}, gap {gap}; "

@@ -7,16 +7,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-import numpy as np
-
 from dse_milp.accelerator import Accelerator, sized
-from dse_milp.candidates import OPERANDS, generate
+from dse_milp.candidates import generate
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
+from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
-from dse_milp.errors import DseError, InfeasibleError, NoSolutionError
+from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, generate_group
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
+from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
 from formulations import (
@@ -89,6 +89,8 @@ class Solution:
     """Wall time of each step: candidates, build, solve, prices."""
     buffer_sizes: dict[str, int]
     """Bytes of each buffer: the accelerator's, or the program's choice under a free split."""
+    notes: tuple[str, ...] = ()
+    """What the run left out or cut short, and why (``prices skipped (time limit)``)."""
     marginals: dict[str, float | None] | None = None
     """DRAM bytes saved per removed output channel, by layer (see ``dse_milp.marginals``)."""
     curve: tuple[tuple[float, int, float], ...] | None = None
@@ -151,6 +153,7 @@ def build_problem(
     objectives: tuple[Objective, ...],
     fusion: int = 0,
     cache: dict | None = None,
+    deadline: float | None = None,
 ) -> MappingProblem:
     """Generate the candidates of every layer, and of every group of up to ``fusion`` layers
     that can run fused; raise InfeasibleError naming each layer that fits nowhere.
@@ -159,17 +162,20 @@ def build_problem(
     traffic is minimised, those equal in traffic and footprint are reduced to
     the one with the fewest extra MACs. ``cache`` (any dict, kept by the caller)
     reuses the candidates of layers and groups met before, for repeated solves of
-    nearly the same network.
+    nearly the same network. Ctrl-C, or ``deadline`` passing, stops it with InterruptedRun or
+    NoSolutionError.
     """
     cache = {} if cache is None else cache
     candidates = {}
     for layer in network.layers:
+        _stop_if_asked(deadline, "while generating candidates")
         if (layer, accelerator) not in cache:
             cache[layer, accelerator] = generate(layer, accelerator)
         candidates[layer.name] = cache[layer, accelerator]
     groups = {}
     count_macs = counts_macs(objectives)
     for segment in segments(network, fusion):
+        _stop_if_asked(deadline, "while generating candidates")
         key = (segment.layers, tuple(segment.shape(x) for x in segment.externals), accelerator, count_macs)
         if key not in cache:
             cache[key] = generate_group(segment, accelerator, count_macs)
@@ -178,26 +184,13 @@ def build_problem(
             groups[segment.layers[0].name, segment.last.name] = cands
     problem = MappingProblem(network, accelerator, candidates, objectives, groups)
     stuck = [
-        _does_not_fit(network.by_name[name], cands.smallest_footprint, accelerator)
+        does_not_fit(network.by_name[name], cands.smallest_footprint, accelerator)
         for name, cands in candidates.items()
         if len(cands) == 0 and not problem.covering(name)
     ]
     if stuck:
         raise InfeasibleError(stuck)
     return problem
-
-
-def _does_not_fit(layer: Layer, smallest: np.ndarray, accelerator: Accelerator) -> str:
-    """The message for a layer none of whose mappings fits: its mapping of least total
-    footprint (which therefore overflows some buffer) against the capacities."""
-    per_operand = dict(zip(OPERANDS, smallest, strict=True))  # bits
-    parts = " + ".join(f"{op.value} {per_operand[op] / 8:g}" for op in OPERANDS)
-    over = [
-        f"{sum(per_operand[op] for op in b.operands) / 8:g} bytes > {b.capacity_bytes} bytes in the {b.name} buffer"
-        for b in accelerator.buffers
-        if sum(per_operand[op] for op in b.operands) > 8 * b.capacity_bytes
-    ]
-    return f"layer {layer.name!r} fits no mapping: its smallest footprint ({parts} bytes) needs " + "; ".join(over)
 
 
 def solve(
@@ -217,13 +210,14 @@ def solve(
     layer alone. ``prices`` computes every layer's and group's shadow price of
     each buffer (see ``dse_milp.duals``). ``cache`` is passed to ``build_problem``.
     """
-    options = options or SolverOptions()
+    options = (options or SolverOptions()).started()
     backend = get_backend(solver)
     objectives = lexicographic([objective] if isinstance(objective, Objective) else objective)
     seconds: dict[str, float] = {}
+    notes: list[str] = []
 
     start = time.perf_counter()
-    problem = build_problem(network, accelerator, objectives, fusion, cache)
+    problem = build_problem(network, accelerator, objectives, fusion, cache, options.deadline)
     seconds["candidates"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -231,17 +225,20 @@ def solve(
     seconds["build"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    _stop_if_asked(options.deadline, f"before {solver} started")
     result = backend.solve(model, options)
     if result.status is Status.INFEASIBLE:
-        alone = [name for name, cands in problem.candidates.items() if len(cands) == 0]
-        reason = f": no set of fused groups covers the layers that fit no mapping alone, {alone}" if alone else ""
-        raise InfeasibleError([f"the mapping program is infeasible{reason}"])
+        raise InfeasibleError(infeasibility(problem))
     if result.status is Status.NO_SOLUTION:
-        raise NoSolutionError(f"{solver} stopped after {result.seconds:.1f} s without a solution")
+        message = f"{solver} stopped after {result.seconds:.1f} s without a solution"
+        raise InterruptedRun(f"interrupted: {message}") if interrupted() else NoSolutionError(message)
     if not result.has_solution:
         raise DseError(f"{solver} failed ({result.status})")
     chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
     for measure, tie_break in itertools.pairwise(objectives):
+        if (reason := stop_reason(options.deadline)) is not None:
+            notes.append(f"{tie_break.value} ties not broken ({reason})")
+            break
         fix_stage(model, measure.value, float(model.total[measure.value]()), tie_break.value)
         if backend.solve(model, options).has_solution:
             chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
@@ -252,7 +249,8 @@ def solve(
     if prices:
         start = time.perf_counter()
         units = [name for name in chosen] + [Segment.of(network, *key) for key in fused]
-        shadow = shadow_prices(settled, units)
+        shadow, note = shadow_prices(settled, units, options.deadline)
+        notes += [note] if note else []
         seconds["prices"] = time.perf_counter() - start
     layers, groups = _results(settled, chosen, fused, shadow)
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
@@ -261,8 +259,20 @@ def solve(
         Objective.LATENCY: primary.latency_cycles,
         Objective.ENERGY: primary.energy_pj,
     }[objectives[0]]
-    result = SolveResult(result.status, value, result.bound, seconds["solve"], result.solver, result.version)
-    return Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
+    status = result.status
+    if status is Status.FEASIBLE and interrupted():
+        notes.insert(0, f"{solver} was interrupted (Ctrl-C)")
+    result = SolveResult(status, value, result.bound, seconds["solve"], result.solver, result.version)
+    return Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes))
+
+
+def _stop_if_asked(deadline: float | None, what: str) -> None:
+    """Raise the error of an early stop (Ctrl-C, or the deadline) that came before any solution."""
+    reason = stop_reason(deadline)
+    if reason == INTERRUPTED:
+        raise InterruptedRun(f"interrupted {what}, before any solution")
+    if reason == TIME_LIMIT:
+        raise NoSolutionError(f"reached {what}, before any solution")
 
 
 def _results(

@@ -19,10 +19,11 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator, Buffer, Split
 from dse_milp.cost import Objective
-from dse_milp.errors import InfeasibleError
-from dse_milp.report import pyplot
+from dse_milp.errors import InfeasibleError, InterruptedRun, NoSolutionError
+from dse_milp.report import plot_text, pyplot
 from dse_milp.solve import compulsory_bytes, solve
 from dse_milp.solvers import SolverOptions
+from dse_milp.stopping import interrupted
 from dse_milp.workload import Network
 
 FIELDS = (
@@ -87,10 +88,16 @@ def run_sweep(
     for total in totals:
         sized = with_capacity(accelerator, total)
         for depth in (0, fusion) if fusion > 1 else (0,):
+            if interrupted():
+                return points
             try:
                 s = solve(network, sized, objective, solver, options, fusion=depth, prices=False, cache=cache)
             except InfeasibleError:
                 points.append(SweepPoint(total, depth, "infeasible", None, floor, None, None, 0, {}, 0.0))
+            except NoSolutionError:  # the deadline of the whole sweep has passed
+                points.append(SweepPoint(total, depth, "no_solution", None, floor, None, None, 0, {}, 0.0))
+            except InterruptedRun:
+                return points
             else:
                 points.append(
                     SweepPoint(
@@ -125,12 +132,17 @@ def plot(points: Sequence[SweepPoint], path: Path, title: str) -> None:
         solved = [p for p in points if p.fusion == depth and p.dram_bytes is not None]
         label = "layer by layer" if depth == 0 else f"fused groups of up to {depth} layers"
         ax.plot([p.capacity_bytes / 1024 for p in solved], [p.dram_bytes for p in solved], marker="o", label=label)
-    ax.axhline(points[0].compulsory_bytes, color="black", linestyle="--", linewidth=1, label="compulsory traffic")
+    floor = points[0].compulsory_bytes
+    ax.axhline(floor, color="black", linestyle="--", linewidth=1, label="compulsory traffic")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    kib = [p.capacity_bytes / 1024 for p in points]
+    ax.set_xlim(min(kib) / 1.5, max(kib) * 1.5)  # also when no point was feasible, or only one was solved
+    traffic = [floor, *(p.dram_bytes for p in points if p.dram_bytes is not None)]
+    ax.set_ylim(min(traffic) / 1.5, max(traffic) * 1.5)
     ax.set_xlabel("on-chip buffer (KiB)")
     ax.set_ylabel("least DRAM traffic (bytes)")
-    ax.set_title(title)
+    ax.set_title(plot_text(title))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import importlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
 import pyomo.environ as pyo
+
+from dse_milp.stopping import deadline_after, remaining
 
 
 class Status(StrEnum):
@@ -30,12 +32,26 @@ class Status(StrEnum):
 @dataclass(frozen=True)
 class SolverOptions:
     time_limit: float | None = None
-    """Seconds; None for no limit."""
+    """Seconds for the whole run (every step, every solver call); None for no limit."""
     mip_gap: float = 0.0
     """Relative gap at which to stop; 0 asks for proven optimality."""
     threads: int = 1
     """Threads the solver may use; 1 keeps runs reproducible and cheap."""
     seed: int = 0
+    deadline: float | None = None
+    """The ``time.monotonic()`` reading by which the run ends: set by ``started()`` from
+    ``time_limit`` when the run begins, and shared by every step after it."""
+
+    def started(self) -> SolverOptions:
+        """These options with the deadline fixed now, unless it already is."""
+        if self.deadline is not None or self.time_limit is None:
+            return self
+        return replace(self, deadline=deadline_after(self.time_limit))
+
+    def seconds_left(self) -> float | None:
+        """The time a solver call may take: what is left before the deadline (or the whole
+        limit, before the run has started)."""
+        return self.time_limit if self.deadline is None else remaining(self.deadline)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import pyomo.environ as pyo
 from dse_milp.errors import DseError
 from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
 from dse_milp.solvers.linear import linear_form
+from dse_milp.stopping import run_cancellable
 
 
 class HighsBackend:
@@ -38,14 +39,16 @@ class HighsBackend:
         start = time.perf_counter()
         form = linear_form(model)
         h = highspy.Highs()
-        _use_threads(h, options.threads)
+        seconds = options.seconds_left()
         for option, value in {
             "output_flag": False,
+            "threads": options.threads,
             "random_seed": options.seed,
             "mip_rel_gap": options.mip_gap,
-            "time_limit": float(options.time_limit) if options.time_limit is not None else float("inf"),
+            "time_limit": float(seconds) if seconds is not None else float("inf"),
         }.items():
             h.setOptionValue(option, value)
+        h.HandleUserInterrupt = True  # cancelSolve() stops it (Ctrl-C, see _run)
 
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = len(form.variables), form.rows
@@ -55,7 +58,7 @@ class HighsBackend:
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = form.row_start, form.column, form.value
         h.passModel(lp)
-        h.run()
+        _run(h)
         relaxed = np.asarray(h.getSolution().col_value)
         integral = h.getModelStatus() == highspy.HighsModelStatus.kOptimal and np.all(
             np.abs(relaxed[form.integer] - np.round(relaxed[form.integer])) <= 1e-9
@@ -67,8 +70,9 @@ class HighsBackend:
                 np.arange(len(form.variables), dtype=np.int32),
                 np.array([kinds.kInteger if i else kinds.kContinuous for i in form.integer]),
             )
-            with _stdout_silenced():
-                h.run()
+            if h.getModelStatus() not in (highspy.HighsModelStatus.kInterrupt, highspy.HighsModelStatus.kTimeLimit):
+                with _stdout_silenced():
+                    _run(h)
 
         model_status = h.getModelStatus()
         info = h.getInfo()
@@ -90,20 +94,21 @@ class HighsBackend:
         return SolveResult(status, objective, bound, time.perf_counter() - start, self.name, self.version())
 
 
-_scheduler_threads: list[int] = []
-"""The size of HiGHS's global thread scheduler in this process, once a run has made it."""
-
-
-def _use_threads(h: object, threads: int) -> None:
-    """Run ``h`` on ``threads`` threads. HiGHS keeps one global scheduler per process, sized by
-    the first run, and refuses a run that asks for another size (its status reads 'Not Set'):
-    when the size changes (the LP step after a solve with ``--threads 2``), it is reset first."""
+def _run(h: object) -> None:
+    """``h.run()``, cancellable by Ctrl-C (see ``dse_milp.stopping``). HiGHS keeps one global
+    thread scheduler per process, sized by the run that made it, and refuses a run that asks for
+    another size (its status reads 'Not Set'); each run therefore shuts it down when it ends,
+    as highspy's own threaded solve does, so that a solve with ``--threads 2`` and the LP step
+    with one thread can follow each other."""
     import highspy
 
-    if _scheduler_threads and _scheduler_threads[0] != threads:
-        highspy.Highs.resetGlobalScheduler(True)
-    _scheduler_threads[:] = [threads]
-    h.setOptionValue("threads", threads)  # type: ignore[attr-defined]
+    def work() -> None:
+        try:
+            h.run()  # type: ignore[attr-defined]
+        finally:
+            highspy.Highs.resetGlobalScheduler(False)
+
+    run_cancellable(work, h.cancelSolve)  # type: ignore[attr-defined]
 
 
 @contextmanager
@@ -139,7 +144,7 @@ def convex_choice_lp(cost: np.ndarray, usage: np.ndarray, capacity: np.ndarray) 
     k, rows = usage.shape
     h = highspy.Highs()
     h.setOptionValue("output_flag", False)
-    _use_threads(h, 1)
+    h.setOptionValue("threads", 1)
     lp = highspy.HighsLp()
     lp.num_col_, lp.num_row_ = k, rows + 1
     lp.col_cost_ = np.asarray(cost, dtype=float)
@@ -152,7 +157,7 @@ def convex_choice_lp(cost: np.ndarray, usage: np.ndarray, capacity: np.ndarray) 
     lp.a_matrix_.index_ = np.tile(np.arange(k), rows + 1)
     lp.a_matrix_.value_ = matrix.ravel()
     h.passModel(lp)
-    h.run()
+    _run(h)
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         raise DseError(f"the LP step failed ({h.modelStatusToString(h.getModelStatus())})")
     return h.getInfo().objective_function_value, np.asarray(h.getSolution().row_dual)[1:]

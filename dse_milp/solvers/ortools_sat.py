@@ -12,6 +12,7 @@ import pyomo.environ as pyo
 from dse_milp.errors import DseError
 from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
 from dse_milp.solvers.linear import linear_form
+from dse_milp.stopping import run_cancellable
 
 _MAX_SCALE_BITS = 20
 
@@ -70,9 +71,11 @@ class CpSatBackend:
         solver.parameters.random_seed = options.seed
         solver.parameters.relative_gap_limit = options.mip_gap
         solver.parameters.absolute_gap_limit = 0.0
-        if options.time_limit is not None:
-            solver.parameters.max_time_in_seconds = float(options.time_limit)
-        code = solver.solve(cp)
+        seconds = options.seconds_left()
+        if seconds is not None:
+            solver.parameters.max_time_in_seconds = float(seconds)
+        solver.parameters.catch_sigint_signal = False  # Ctrl-C is ours: it calls stop_search()
+        code = run_cancellable(lambda: solver.solve(cp), solver.stop_search)
 
         status = {
             cp_model.OPTIMAL: Status.OPTIMAL,

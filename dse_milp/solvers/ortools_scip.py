@@ -11,6 +11,7 @@ import pyomo.environ as pyo
 from dse_milp.errors import DseError
 from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
 from dse_milp.solvers.linear import linear_form
+from dse_milp.stopping import run_cancellable
 
 
 class ScipBackend:
@@ -54,12 +55,16 @@ class ScipBackend:
         objective.SetMinimization()
 
         s.SetNumThreads(options.threads)
-        s.SetSolverSpecificParametersAsString(f"randomization/randomseedshift = {options.seed}\n")
-        if options.time_limit is not None:
-            s.SetTimeLimit(int(options.time_limit * 1000))
+        # Ctrl-C is ours (it calls InterruptSolve); SCIP would otherwise catch it and hide it
+        s.SetSolverSpecificParametersAsString(
+            f"randomization/randomseedshift = {options.seed}\nmisc/catchctrlc = FALSE\n"
+        )
+        seconds = options.seconds_left()
+        if seconds is not None:
+            s.SetTimeLimit(max(1, int(seconds * 1000)))  # milliseconds; 0 would mean none
         params = pywraplp.MPSolverParameters()
         params.SetDoubleParam(params.RELATIVE_MIP_GAP, options.mip_gap)
-        code = s.Solve(params)
+        code = run_cancellable(lambda: s.Solve(params), s.InterruptSolve)
 
         status = {
             pywraplp.Solver.OPTIMAL: Status.OPTIMAL,
