@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import re
 import signal
 import sys
@@ -26,7 +27,7 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.heuristics import METHODS
-from dse_milp.loader import load_accelerator, load_network, load_suite
+from dse_milp.loader import MAX_BANKS, load_accelerator, load_network, load_suite
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.stopping import interrupted, sigint_requests_stop
@@ -386,6 +387,17 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
+def _plot_format(path: Path) -> None:
+    """Raise InputError unless matplotlib can write a plot with ``path``'s extension."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in formats:
+        raise InputError(
+            [f"--plot: {show(path.suffix or str(path))} is not a plot format ({', '.join(sorted(formats))})"]
+        )
+
+
 def run_sweep(args: argparse.Namespace, console: Console) -> int:
     from dse_milp.report import human_bytes, progress_bar
     from dse_milp.sweep import capacities, plot, run_sweep, write_csv
@@ -394,8 +406,17 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
     network, accelerator = _load(args)
     check_file("--out", args.out)
     check_file("--plot", args.plot)
+    _plot_format(args.plot)
     if args.min > args.max:
         raise InputError([f"--min: {args.min:,} bytes is more than --max {args.max:,} bytes"])
+    split = accelerator.split
+    if split is not None and args.max // split.bank_bytes > MAX_BANKS:
+        raise InputError(
+            [
+                f"--max: {args.max:,} bytes in banks of {split.bank_bytes:,} bytes makes "
+                f"{args.max // split.bank_bytes:,} banks; the limit is {MAX_BANKS} (see docs/formats.md#limits)"
+            ]
+        )
     totals = capacities(args.min, args.max, args.points)
     runs = len(totals) * (2 if args.fusion > 1 else 1)
     with progress_bar(console) as progress:
@@ -404,8 +425,15 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
             network, accelerator, totals, args.fusion, args.objective, args.solver, options,
             advance=lambda: progress.advance(task),
         )  # fmt: skip
-    write_csv(points, args.out)
-    plot(points, args.plot, f"{network.name} on {accelerator.name}")
+    failed: list[str] = []  # the points are printed even when a file cannot be written
+    for option, path, write in (
+        ("--out", args.out, lambda: write_csv(points, args.out)),
+        ("--plot", args.plot, lambda: plot(points, args.plot, f"{network.name} on {accelerator.name}")),
+    ):
+        try:
+            write()
+        except OSError as exc:
+            failed.append(f"{option}: cannot write {str(path)!r} ({exc.strerror or exc})")
     for p in points:
         traffic = (
             p.status.replace("_", " ")
@@ -414,6 +442,8 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
         )
         fused = f", fusion {p.fusion}" if p.fusion else ""
         console.print(f"{human_bytes(p.capacity_bytes):>10}{fused}: {traffic}")
+    if failed:
+        raise InputError(failed)
     console.print(f"wrote {args.out} and {args.plot}")
     if interrupted():
         console.print(f"interrupted: {len(points)} of {runs} points solved")
@@ -533,24 +563,39 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     except InputError as exc:
         for problem in exc.problems:
-            errors.print(f"error: {problem}")
+            errors.print(f"error: {_one_line(problem)}")
         return EXIT_INPUT
     except InfeasibleError as exc:
         for problem in exc.problems:
-            errors.print(f"infeasible: {problem}")
+            errors.print(f"infeasible: {_one_line(problem)}")
         return EXIT_INFEASIBLE
     except NoSolutionError as exc:
-        errors.print(f"time limit: {exc}")
+        errors.print(f"time limit: {_one_line(str(exc))}")
         return EXIT_TIME_LIMIT
     except InterruptedRun as exc:
-        errors.print(f"{exc}")
+        errors.print(_one_line(str(exc)))
         return EXIT_INTERRUPTED
     except KeyboardInterrupt:
         errors.print("interrupted")
+        if threading.current_thread() is threading.main_thread() and argv is None:
+            # a second Ctrl-C may leave a solver's C++ threads running: end the process now, before
+            # the interpreter's shutdown tears their state down under them (std::terminate, exit -6)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
-    except DseError as exc:
-        errors.print(f"error: {exc}")
+    except MemoryError:
+        errors.print("error: out of memory (a smaller --fusion depth needs less)")
         return EXIT_FAILED
+    except DseError as exc:
+        errors.print(f"error: {_one_line(str(exc))}")
+        return EXIT_FAILED
+
+
+def _one_line(text: str) -> str:
+    """``text`` with every character that would break the line (or print invisibly) escaped,
+    such as a newline in a file name."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 if __name__ == "__main__":

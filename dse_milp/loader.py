@@ -35,9 +35,18 @@ MAX_MACS = 1 << 40
 """The most MACs one layer may hold (1.1e12), which keeps every traffic figure exact."""
 MAX_BYTES = 1 << 40
 """The largest buffer size, 1 TiB."""
-MAX_BANKS = 256
-"""The most banks a free split may have (the program grows with the square of the count:
-about 5 s at 256 banks on DS-CNN)."""
+MAX_BANKS = 64
+"""The most banks a free split may have: the program grows with the count, and small buffers
+in many small banks make it hard (ResNet-8 at 28x28 in 4 KiB: 6.6 s with 64 banks, 31 s with
+128, 45 s in 2 KiB with 128)."""
+
+
+def default_bank(total: int) -> int:
+    """1 KiB, or the least power of two that splits ``total`` into at most ``MAX_BANKS`` banks."""
+    bank = 1024
+    while total > bank * MAX_BANKS:
+        bank *= 2
+    return bank
 
 
 def _pair(minimum: int, also: str | None = None) -> BeforeValidator:
@@ -518,9 +527,11 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
     elif given == ["input", "output", "weight"]:
         buffers = separate_buffers(*separate)  # type: ignore[arg-type]
     elif set(given) in ({"split", "total"}, {"bank", "split", "total"}):
-        bank = b.bank or 1024
+        bank = b.bank or default_bank(b.total)  # type: ignore[arg-type]
         if bank > b.total or b.total % bank:  # type: ignore[operator]
-            raise InputError([f"{source}: buffer.bank: {bank} bytes must divide the total {b.total} bytes"])
+            field = "bank" if b.bank else "total"
+            default = "" if b.bank else " (the default bank; give one with 'bank')"
+            raise InputError([f"{source}: buffer.{field}: {bank} bytes{default} must divide the total {b.total} bytes"])
         if b.total // bank > MAX_BANKS:  # type: ignore[operator]
             raise InputError(
                 [

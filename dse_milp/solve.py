@@ -240,7 +240,12 @@ def solve(
             notes.append(f"{tie_break.value} ties not broken ({reason})")
             break
         fix_stage(model, measure.value, float(model.total[measure.value]()), tie_break.value)
-        if backend.solve(model, options).has_solution:
+        try:
+            stage = backend.solve(model, options)
+        except DseError as exc:  # ortools-sat cannot hold a non-integral row: keep the first stage's answer
+            notes.append(f"{tie_break.value} ties not broken ({exc})")
+            break
+        if stage.has_solution:
             chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
     seconds["solve"] = time.perf_counter() - start
 

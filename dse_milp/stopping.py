@@ -21,6 +21,9 @@ from typing import TypeVar
 INTERRUPTED = "interrupted"
 TIME_LIMIT = "time limit"
 
+SOLVER_THREAD = "dse_milp solver"
+"""The name of the thread ``run_cancellable`` runs a solver call on."""
+
 _requested = threading.Event()
 
 T = TypeVar("T")
@@ -92,7 +95,7 @@ def run_cancellable(work: Callable[[], T], cancel: Callable[[], None], poll: flo
         except BaseException as exc:  # handed to the caller's thread
             failure.append(exc)
 
-    worker = threading.Thread(target=target, name="solver", daemon=True)
+    worker = threading.Thread(target=target, name=SOLVER_THREAD, daemon=True)
     worker.start()
     cancelled = False
     while worker.is_alive():

@@ -43,7 +43,9 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep=deep)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except yaml.YAMLError:
+            raise
+        except Exception as exc:  # a constructor's own failure on a bad value (!!int '', !!bool maybe)
             tag = node.tag.replace("tag:yaml.org,2002:", "!!")
             raise ConstructorError(None, None, f"bad value for {tag}: {exc}", node.start_mark) from None
 
@@ -128,8 +130,10 @@ def _text(path: Path) -> str:
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file safely; a missing, malformed or oversized file is an InputError."""
     path = Path(path)
-    loader = _StrictLoader(_text(path))
+    text = _text(path)
+    loader: _StrictLoader | None = None
     try:
+        loader = _StrictLoader(text)  # rejects control characters at once
         node = loader.get_single_node()
         if node is None:
             return None
@@ -150,4 +154,5 @@ def read_yaml(path: str | Path) -> Any:
     except RecursionError:
         raise InputError([f"{path}: nested more than {MAX_DEPTH} levels deep (the limit)"]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -28,6 +28,8 @@ def problems_of(path: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
+        ("name: !!int ''\n", "1:7: malformed YAML: bad value for !!int"),
+        ("name: !!bool maybe\n", "1:7: malformed YAML: bad value for !!bool: 'maybe'"),
         ("? [a, b]\n: 1\n", "1:3: malformed YAML: a key must be a plain value such as a name, found a list"),
         ("? {a: 1}\n: 1\n", "1:3: malformed YAML: a key must be a plain value such as a name, found a mapping"),
         ("name: !!int abc\n", "1:7: malformed YAML: bad value for !!int: invalid literal"),
@@ -41,6 +43,13 @@ def test_bad_yaml_values_are_reported_with_their_place(tmp_path, text, fragment)
     path = write(tmp_path, text)
     (problem,) = problems_of(path)
     assert problem.startswith(f"{path}:{fragment}"), problem
+
+
+def test_a_control_character_is_refused(tmp_path):
+    path = tmp_path / "bell.yaml"
+    path.write_bytes(b"name: a\x07b\n")
+    (problem,) = problems_of(path)
+    assert problem.startswith(f"{path}: malformed YAML: unacceptable character #x0007")
 
 
 def test_nesting_hundreds_deep_is_refused(tmp_path):
@@ -166,11 +175,14 @@ def test_too_many_banks_is_refused_with_the_limit(tmp_path):
     data = copy.deepcopy(ACCELERATOR)
     data["buffer"] = {"total": "32 KiB", "split": "free", "bank": 1}
     source, problems = accelerator_problems(tmp_path, data)
+    least = 32 * 1024 // MAX_BANKS
     assert problems == [
         f"{source}: buffer.bank: 1 makes 32,768 banks of the 32,768-byte total; the limit is {MAX_BANKS} banks "
-        "(a bank of at least 128 bytes)"
+        f"(a bank of at least {least:,} bytes)"
     ]
-    data["buffer"]["bank"] = 128
+    data["buffer"]["bank"] = least
+    assert load_accelerator(write(tmp_path, data)).split.banks == MAX_BANKS
+    data["buffer"] = {"total": "1 MiB", "split": "free"}  # the default bank grows to keep within the limit
     assert load_accelerator(write(tmp_path, data)).split.banks == MAX_BANKS
 
 

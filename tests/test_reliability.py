@@ -157,6 +157,34 @@ def test_a_sweep_of_one_infeasible_point_still_plots(tmp_path, capsys):
     assert png.stat().st_size > 0 and "infeasible" in csv.read_text()
 
 
+def test_sweep_files_that_fail_at_the_end_keep_the_points(capsys):
+    if not Path("/dev/full").exists():
+        pytest.skip("no /dev/full here")
+    assert main(["sweep", str(DSCNN), str(NPU32), "--points", "1", "--out", "/dev/full"]) == EXIT_INPUT
+    captured = capsys.readouterr()
+    assert "16.0 KiB: 166,646 bytes" in captured.out
+    assert captured.err.strip().splitlines() == ["error: --out: cannot write '/dev/full' (No space left on device)"]
+
+
+def test_a_plot_format_matplotlib_cannot_write_is_refused_first(tmp_path, capsys):
+    assert main(["sweep", str(DSCNN), str(NPU32), "--plot", str(tmp_path / "p.txt")]) == EXIT_INPUT
+    (line,) = error_lines(capsys)
+    assert line.startswith("error: --plot: '.txt' is not a plot format (") and "png" in line
+
+
+def test_ortools_sat_keeps_its_first_stage_when_a_tie_break_row_is_not_integral(tmp_path):
+    out = tmp_path / "r.json"
+    args = ["solve", str(DSCNN), str(NPU32), "--solver", "ortools-sat", "--objective", "energy,latency"]
+    assert main([*args, "--quiet", "--out", str(out)]) == EXIT_OK
+    record = json.loads(out.read_text())
+    assert record["status"] == "optimal"
+    assert record["notes"] == ["latency ties not broken (ortools-sat: row 22 has coefficients that no power of two "
+                               "makes integral)"]  # fmt: skip
+    highs = tmp_path / "h.json"
+    assert main(["solve", str(DSCNN), str(NPU32), "--objective", "energy", "--quiet", "--out", str(highs)]) == EXIT_OK
+    assert record["objective_value"] == pytest.approx(json.loads(highs.read_text())["objective_value"], rel=1e-9)
+
+
 @pytest.mark.parametrize("option", ["--min", "--max"])
 def test_sweep_sizes_of_hundreds_of_digits(capsys, option):
     assert main(["sweep", str(DSCNN), str(NPU32), option, "9" * 400 + "KiB"]) == EXIT_INPUT
