@@ -27,7 +27,7 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.heuristics import METHODS
-from dse_milp.loader import MAX_BANKS, load_accelerator, load_network, load_suite
+from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.stopping import interrupted, sigint_requests_stop
@@ -409,14 +409,6 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
     _plot_format(args.plot)
     if args.min > args.max:
         raise InputError([f"--min: {args.min:,} bytes is more than --max {args.max:,} bytes"])
-    split = accelerator.split
-    if split is not None and args.max // split.bank_bytes > MAX_BANKS:
-        raise InputError(
-            [
-                f"--max: {args.max:,} bytes in banks of {split.bank_bytes:,} bytes makes "
-                f"{args.max // split.bank_bytes:,} banks; the limit is {MAX_BANKS} (see docs/formats.md#limits)"
-            ]
-        )
     totals = capacities(args.min, args.max, args.points)
     runs = len(totals) * (2 if args.fusion > 1 else 1)
     with progress_bar(console) as progress:

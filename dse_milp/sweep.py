@@ -20,6 +20,7 @@ import numpy as np
 from dse_milp.accelerator import Accelerator, Buffer, Split
 from dse_milp.cost import Objective
 from dse_milp.errors import InfeasibleError, InterruptedRun, NoSolutionError
+from dse_milp.loader import MAX_BANKS
 from dse_milp.report import plot_text, pyplot
 from dse_milp.solve import compulsory_bytes, solve
 from dse_milp.solvers import SolverOptions
@@ -57,12 +58,16 @@ def capacities(low: int, high: int, points: int) -> list[int]:
 
 
 def with_capacity(accelerator: Accelerator, total: int) -> Accelerator:
-    """``accelerator`` with ``total`` bytes of buffer, shared as its own buffers are."""
+    """``accelerator`` with ``total`` bytes of buffer, shared as its own buffers are (under a
+    free split, in its banks, doubled until there are at most ``MAX_BANKS``)."""
     split = accelerator.split
     if split is not None:
-        total = max(split.bank_bytes, total // split.bank_bytes * split.bank_bytes)
+        bank = split.bank_bytes
+        while total // bank > MAX_BANKS:  # larger banks where the accelerator's would be too many
+            bank *= 2
+        total = max(bank, total // bank * bank)
         buffers = tuple(replace(b, capacity_bytes=total) for b in accelerator.buffers)
-        return replace(accelerator, buffers=buffers, split=Split(total, split.bank_bytes))
+        return replace(accelerator, buffers=buffers, split=Split(total, bank))
     scale = total / sum(b.capacity_bytes for b in accelerator.buffers)
     buffers = tuple(
         Buffer(b.name, max(1, math.floor(b.capacity_bytes * scale)), b.operands) for b in accelerator.buffers
