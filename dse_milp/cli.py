@@ -527,8 +527,7 @@ class _Console(Console):
 
     def on_broken_pipe(self) -> None:
         self.quiet = True
-        silence_stdout()
-        raise BrokenPipeError
+        raise BrokenPipeError  # main() points standard output at /dev/null
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress, TaskID
+from rich.progress import TaskID
 from rich.table import Table
 
-from dse_milp.report import human_bytes, pyplot
+from dse_milp.report import human_bytes, progress_bar, pyplot
 from pruning.loop import Row
 
 CSV_COLUMNS = [
@@ -149,10 +148,10 @@ def iteration_table(rows: Sequence[Row], start_accuracy: float, header: bool = T
         table.add_column(column, justify=justify, min_width=width, max_width=None if column == "stop" else width)
     for r in rows:
         table.add_row(
-            escape(r.policy), str(r.iteration), f"{r.accuracy:.2f}%", f"{start_accuracy - r.accuracy:+.2f}",
+            r.policy, str(r.iteration), f"{r.accuracy:.2f}%", f"{start_accuracy - r.accuracy:+.2f}",
             f"{r.parameters:,}", f"{r.macs:,}", human_bytes(r.dram_bytes), f"{r.ratio:.3f}",
             "-" if r.predicted_saved is None else human_bytes(r.predicted_saved),
-            "-" if r.actual_saved is None else human_bytes(r.actual_saved), escape(r.stop or ""),
+            "-" if r.actual_saved is None else human_bytes(r.actual_saved), r.stop or "",
         )  # fmt: skip
     return table
 
@@ -184,7 +183,7 @@ class RichReporter:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.progress = Progress(console=console, transient=True)
+        self.progress = progress_bar(console)
         self.task: TaskID | None = None
         self.start_accuracy = 0.0
 
@@ -196,7 +195,7 @@ class RichReporter:
         self.progress.stop()
 
     def begin(self, what: str, total: int) -> Callable[[], None]:
-        task = self.task = self.progress.add_task(escape(what), total=total)
+        task = self.task = self.progress.add_task(what, total=total)
         return lambda: self.progress.advance(task)
 
     def end(self) -> None:
@@ -215,7 +214,7 @@ class RichReporter:
         for policy, row in best_reductions(rows, max_drop).items():
             edge = band_edge(runs[policy], rows[0].accuracy, max_drop)
             self.console.print(
-                f"{escape(policy)}: {100 * (1 - row.ratio):.1f}% less DRAM traffic ({human_bytes(row.dram_bytes)}) "
+                f"{policy}: {100 * (1 - row.ratio):.1f}% less DRAM traffic ({human_bytes(row.dram_bytes)}) "
                 f"at {row.accuracy:.2f}% accuracy (iteration {row.iteration}, {row.parameters:,} parameters, "
                 f"{row.macs:,} MACs); the curve leaves the {max_drop:g}-point band at {100 * (1 - edge):.1f}% less"
             )
