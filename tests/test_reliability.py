@@ -157,10 +157,11 @@ def test_a_sweep_of_one_infeasible_point_still_plots(tmp_path, capsys):
     assert png.stat().st_size > 0 and "infeasible" in csv.read_text()
 
 
-def test_sweep_files_that_fail_at_the_end_keep_the_points(capsys):
+def test_sweep_files_that_fail_at_the_end_keep_the_points(tmp_path, capsys):
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full here")
-    assert main(["sweep", str(DSCNN), str(NPU32), "--points", "1", "--out", "/dev/full"]) == EXIT_INPUT
+    args = ["sweep", str(DSCNN), str(NPU32), "--points", "1", "--out", "/dev/full", "--plot", str(tmp_path / "s.png")]
+    assert main(args) == EXIT_INPUT
     captured = capsys.readouterr()
     assert "16.0 KiB: 166,646 bytes" in captured.out
     assert captured.err.strip().splitlines() == ["error: --out: cannot write '/dev/full' (No space left on device)"]
