@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 
 from dse_milp.workload import Operand
 
@@ -38,6 +39,15 @@ class Energy:
     mac: float
 
 
+class Accumulators(StrEnum):
+    """Where the accumulators of a reduction that is not split over input-channel tiles live."""
+
+    ARRAY = "array"
+    """In the MAC array: the output tile is held in the buffer at output width."""
+    BUFFER = "buffer"
+    """In the buffer: the output tile is always held at partial-sum width."""
+
+
 @dataclass(frozen=True)
 class Accelerator:
     name: str
@@ -53,6 +63,14 @@ class Accelerator:
     split: Split | None = None
     """Set when the input/weight/output split is free: each buffer's capacity is then only
     its upper bound, the total; the program chooses the sizes."""
+    accumulators: Accumulators = Accumulators.ARRAY
+    operand_levels: bool = True
+    """Whether each operand may sit at its own level of the tile-loop nest (a block of several
+    tiles); False keeps one tile of each operand resident."""
+
+    @property
+    def accumulate_in_buffer(self) -> bool:
+        return self.accumulators is Accumulators.BUFFER
 
     @property
     def unified(self) -> bool:

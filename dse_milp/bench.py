@@ -6,8 +6,8 @@ For each suite instance:
 - each heuristic search (``dse_milp.heuristics``) with a time budget equal to the
   program's wall time, and with ten times that: traffic, gap to the proven
   optimum, evaluations, and its best-so-far curve;
-- an exhaustive search, where the instance is small enough (every tiling and
-  order of every layer; without fusion the optimum is the sum of the layers');
+- an exhaustive search, where the instance is small enough (every tiling,
+  order and operand levels of every layer; without fusion the optimum is the sum of the layers');
 - fixed-dataflow baselines: one stationary loop order for every layer, with the
   best tiles for it; and, with fusion, no fusion. The reduction the optimum gives
   over each is reported, as SuperSlash reports its reduction.
@@ -26,16 +26,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dse_milp.candidates import STATIONARY_ORDERS, least_traffic_for_order
 from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network
 from dse_milp.report import json_text, plot_text, pyplot
 from dse_milp.solve import solve
 from dse_milp.stopping import interrupted
-from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, traffic
+from dse_milp.traffic import LOOPS, ORDERS, Levels, Mapping, Tiling, footprint, traffic
+from dse_milp.workload import Operand
 
 EXHAUSTIVE_LIMIT = 200_000
-"""Most (tiling, order) pairs summed over the layers for the exhaustive baseline."""
+"""Most (tiling, order) pairs, each with every level assignment, summed over the layers for the
+exhaustive baseline."""
 ORDER_NAMES = dict(zip(STATIONARY_ORDERS, ("weight-stationary", "output-stationary", "input-stationary"), strict=True))
 
 
@@ -52,22 +56,38 @@ class BenchSettings:
 
 
 def exhaustive(network: Any, accelerator: Any) -> float | None:
-    """The least DRAM bytes over every tiling and order of every layer (no fusion), or None
-    if the space exceeds EXHAUSTIVE_LIMIT."""
+    """The least DRAM bytes over every tiling, order and level of each operand of every layer
+    (no fusion), or None if the space exceeds EXHAUSTIVE_LIMIT.
+
+    Each operand's traffic and block depend only on its own level (tests/test_levels.py), so
+    for each tiling and order the 125 level assignments are sums of five evaluations per operand.
+    """
     sizes = [math.prod(layer.dims.values()) * len(ORDERS) for layer in network.layers]
     if sum(sizes) > EXHAUSTIVE_LIMIT or accelerator.split is not None:
         return None
+    levels = range(len(LOOPS) + 1) if accelerator.operand_levels else [len(LOOPS)]
+    fields = {Operand.INPUT: ("input_read",), Operand.WEIGHT: ("weight_read",),
+              Operand.OUTPUT: ("output_write", "psum_read", "psum_write")}  # fmt: skip
+    spread = {Operand.INPUT: np.s_[:, None, None], Operand.WEIGHT: np.s_[None, :, None],
+              Operand.OUTPUT: np.s_[None, None, :]}  # fmt: skip
     total = 0.0
     for layer in network.layers:
-        best = None
+        best = math.inf
         for dims in _tilings(layer.dims):
-            tiling = Tiling(*dims)
-            if not accelerator.holds(footprint(layer, tiling, accelerator.double_buffering)):
-                continue
             for order in ORDERS:
-                bits = traffic(layer, Mapping(tiling, order)).total
-                best = bits if best is None else min(best, bits)
-        if best is None:
+                mappings = [Mapping(Tiling(*dims), order, Levels(x, x, x)) for x in levels]
+                moved = [traffic(layer, m) for m in mappings]
+                held = [footprint(layer, m, accelerator.double_buffering, accelerator.accumulate_in_buffer)
+                        for m in mappings]  # fmt: skip
+                bits = {op: np.array([sum(getattr(t, f) for f in fields[op]) for t in moved]) for op in Operand}
+                block = {op: np.array([h[op] for h in held]) for op in Operand}
+                fits = np.ones((len(levels),) * 3, dtype=bool)
+                for b in accelerator.buffers:
+                    fits &= sum(block[op][spread[op]] for op in b.operands) <= 8 * b.capacity_bytes
+                if fits.any():
+                    combined = sum(bits[op][spread[op]] for op in Operand)
+                    best = min(best, int(np.broadcast_to(combined, fits.shape)[fits].min()))
+        if best == math.inf:
             return None
         total += best / 8
     return total

@@ -7,34 +7,36 @@ has the smallest footprint. For the spatial loops the halo also counts, so
 there we keep every tile size that is not dominated in (trip count, input rows
 read, largest input tile, tile). That leaves O(sqrt(D)) sizes per loop.
 
-For a fixed tiling the footprint does not depend on the loop order, so only the
-orders of least traffic matter, and there are three (proof in
-docs/traffic_model.md): weight-stationary ``mnrc``, output-stationary ``rcmn``
-and input-stationary ``rcnm``. The grid of all tilings is evaluated at once
-with numpy, and the layer keeps the mappings that fit the buffers and are not
-dominated in (traffic, footprint).
+The loop order and the operand levels are reduced exactly to a few *patterns*
+(``dse_milp.levels``; 51, or the three stationary orders when every operand
+stays innermost). For each pattern the grid of tilings is evaluated at once
+with numpy; a loop whose trip count the pattern's traffic ignores only needs
+its smallest tile (least footprint) and its whole extent (fewest tiles, and
+for the reduction loop, outputs at their own width). The layer keeps the
+mappings that fit the buffers and are not dominated in (traffic, footprint).
 
-Ties are broken in a stated order: between loop orders, the order above; between
-tilings of equal traffic and footprint, the smallest tiles, compared in the
-order ``(t_m, t_n, t_r, t_c)``.
+Ties are broken in a stated order: fewer tiles, then the pattern order
+(``dse_milp.levels.patterns``: the innermost levels first), then the smallest
+tiles, compared in the order ``(t_m, t_n, t_r, t_c)``.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from dse_milp.accelerator import Accelerator, Split
-from dse_milp.traffic import Mapping, Tiling, halo_stats
-from dse_milp.workload import Layer, Operand
+from dse_milp.levels import OPERANDS, STATIONARY_ORDERS, Pattern, patterns
+from dse_milp.traffic import Levels, Mapping, Tiling, halo_stats
+from dse_milp.traffic import traffic as exact_traffic
+from dse_milp.workload import Layer
 
-STATIONARY_ORDERS = ("mnrc", "rcmn", "rcnm")
-"""Weight-, output- and input-stationary: the orders of least traffic, in tie-breaking order."""
+__all__ = ["OPERANDS", "STATIONARY_ORDERS", "Candidates", "generate"]
 
 TRAFFIC_FIELDS = ("input_read", "weight_read", "output_write", "psum_read", "psum_write")
-OPERANDS = (Operand.INPUT, Operand.WEIGHT, Operand.OUTPUT)
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ class Candidates:
     tiles: np.ndarray
     """(k, 4) tile sizes t_m, t_n, t_r, t_c."""
     orders: tuple[str, ...]
+    levels: np.ndarray
+    """(k, 3) each operand's level (``OPERANDS``)."""
     traffic: np.ndarray
     """(k, 5) bits moved off chip, by ``TRAFFIC_FIELDS``."""
     footprint: np.ndarray
@@ -113,7 +117,7 @@ class Candidates:
         return self.traffic.sum(axis=1)
 
     def mapping(self, i: int) -> Mapping:
-        return Mapping(Tiling(*(int(t) for t in self.tiles[i])), self.orders[i])
+        return Mapping(Tiling(*(int(t) for t in self.tiles[i])), self.orders[i], Levels(*map(int, self.levels[i])))
 
 
 def fits_buffers(footprint: np.ndarray, accelerator: Accelerator) -> np.ndarray:
@@ -159,6 +163,39 @@ def split_front(traffic: np.ndarray, banks: np.ndarray, size: np.ndarray, *ties:
     return kept[np.lexsort((kept, size[kept]))]
 
 
+def contenders(traffic: np.ndarray, size: np.ndarray, banks: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the points that ``traffic_front`` (or, given ``banks``, ``split_front``) keeps
+    under some tie-break: equal in (traffic, size), or in (traffic, banks, size), to a kept one.
+
+    Choosing among them with the ties costs only these, not every point.
+    """
+    if not len(traffic):
+        return np.flatnonzero(traffic)
+    if banks is None:
+        index = np.lexsort((traffic, size))
+        best_before = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], traffic[index]]))[:-1]
+        front = index[traffic[index] < best_before]
+        at = np.minimum(np.searchsorted(size[front], size), len(front) - 1)
+        return np.flatnonzero((size[front][at] == size) & (traffic[front][at] == traffic))
+    dims = tuple(banks.max(axis=0) + 1)
+    cell = np.ravel_multi_index(tuple(banks.T), dims)
+    least = np.full(int(np.prod(dims)), np.inf)
+    np.minimum.at(least, cell, traffic)
+    tied = traffic == least[cell]
+    smallest = np.full(len(least), np.inf)
+    np.minimum.at(smallest, cell[tied], size[tied])
+    prefix = least.reshape(dims)
+    for axis in range(3):
+        prefix = np.minimum.accumulate(prefix, axis=axis)
+    below = np.full(len(traffic), np.inf)
+    for axis in range(3):
+        at = banks.copy()
+        at[:, axis] -= 1
+        inside = at[:, axis] >= 0
+        below[inside] = np.minimum(below[inside], prefix[tuple(at[inside].T)])
+    return np.flatnonzero(tied & (size == smallest[cell]) & (traffic < below))
+
+
 def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *ties: np.ndarray) -> np.ndarray:
     """Indices of the allowed points not dominated in (traffic, size), by increasing size.
 
@@ -166,35 +203,23 @@ def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *t
     by index, is kept.
     """
     index = np.flatnonzero(allowed)
-    index = index[np.lexsort((index, *(t[index] for t in reversed(ties)), traffic[index], size[index]))]
+    index = index[np.lexsort((traffic[index], size[index]))]
     best_before = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], traffic[index]]))[:-1]
-    return index[traffic[index] < best_before]
-
-
-def _traffic_parts(layer: Layer, trips: dict[str, np.ndarray], reads: dict[str, np.ndarray]) -> list[tuple]:
-    """Traffic by ``TRAFFIC_FIELDS`` under each of ``STATIONARY_ORDERS``.
-
-    ``trips`` and ``reads`` hold the options of each loop as arrays that
-    broadcast together: the whole grid, or the few tilings picked from it.
-    """
-    bits = layer.precision
-    inputs = layer.groups * layer.ng * reads["r"] * reads["c"] * bits.input * layer.input_tensors
-    weights = layer.weight_elements * bits.weight
-    outputs = layer.output_elements * bits.output
-    psums = layer.output_elements * bits.psum
-    spatial = trips["r"] * trips["c"]
-    # (input multiplier, weight multiplier, output visits) of each stationary order
-    multipliers = ((trips["m"], 1, trips["n"]), (trips["m"], spatial, 1), (1, spatial, trips["n"]))
-    return [
-        (inputs * mi, weights * mw, outputs, (visits - 1) * psums, (visits - 1) * psums)
-        for mi, mw, visits in multipliers
-    ]
+    front = index[traffic[index] < best_before]  # one point per kept (size, traffic), sizes increasing
+    if not ties or not len(front):
+        return front
+    # every point equal to a kept one in both, the first by the ties
+    at = np.minimum(np.searchsorted(size[front], size[index]), len(front) - 1)
+    equal = index[(size[front][at] == size[index]) & (traffic[front][at] == traffic[index])]
+    equal = equal[np.lexsort((equal, *(t[equal] for t in reversed(ties)), size[equal]))]
+    return equal[np.concatenate([[True], size[equal][1:] != size[equal][:-1]])]
 
 
 def _footprint_parts(
     layer: Layer, tile: dict[str, np.ndarray], largest: dict[str, np.ndarray], trips_n: np.ndarray, copies: int
 ) -> tuple:
-    """Bits of buffer per operand (``OPERANDS``), for arrays that broadcast together."""
+    """Bits of buffer per operand (``OPERANDS``) with every operand innermost, for arrays
+    that broadcast together."""
     bits = layer.precision
     out_width = np.where(trips_n > 1, bits.psum, bits.output)
     weight = layer.kh * layer.kw * bits.weight if layer.has_weights else 0
@@ -208,6 +233,7 @@ def _footprint_parts(
 def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     """Every mapping of ``layer`` that fits the buffers and is not dominated in (traffic, footprint).
 
+    Without ``accelerator.operand_levels`` every operand stays innermost (one tile each).
     Layers of the same shape (repeated blocks) share one generation.
     """
     shape = replace(layer, name="", inputs=("",) * len(layer.inputs), weight_from=None)
@@ -234,55 +260,250 @@ def _fits_grid(per_operand: tuple, accelerator: Accelerator) -> np.ndarray:
     return fits
 
 
+@dataclass(frozen=True)
+class _Points:
+    """Mappings of one pattern (or several) as parallel arrays."""
+
+    pattern: np.ndarray
+    traffic: np.ndarray
+    """(k, 5) by ``TRAFFIC_FIELDS``."""
+    footprint: np.ndarray
+    """(k, 3) by ``OPERANDS``."""
+    tiles: np.ndarray
+    """(k, 4) tile sizes."""
+    count: np.ndarray
+    """Compute tiles of one group: the product of the trip counts."""
+
+    def __getitem__(self, index: np.ndarray) -> _Points:
+        return _Points(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
+
+    def __len__(self) -> int:
+        return len(self.pattern)
+
+    @staticmethod
+    def concatenate(parts: list[_Points]) -> _Points:
+        return _Points(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Points.__dataclass_fields__))
+
+
+def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[str, dict[str, np.ndarray]]) -> tuple:
+    """(traffic by ``TRAFFIC_FIELDS``, footprint by ``OPERANDS``, compute tiles) under ``pattern``
+    of the tilings whose per-loop option values ``v[field][loop]`` broadcast together."""
+    full_i, full_w, full_o = pattern.full
+    refetch_i, refetch_w, refetch_o = pattern.refetch
+    tile, trips, bits = v["tile"], v["trips"], layer.precision
+
+    def product(loops: str) -> np.ndarray:
+        out = np.int64(1)
+        for d in loops:
+            out = out * trips[d]
+        return out
+
+    def extent(loops: str, d: str) -> np.ndarray:
+        return np.int64(layer.dims[d]) if d in loops else tile[d]
+
+    whole = {
+        "r": np.int64(halo_stats(layer.r, layer.r, layer.kh, layer.sh, layer.ph, layer.h)[0]),
+        "c": np.int64(halo_stats(layer.c, layer.c, layer.kw, layer.sw, layer.pw, layer.w)[0]),
+    }
+    reads = {d: whole[d] if d in full_i else v["reads"][d] for d in "rc"}
+    largest = {d: whole[d] if d in full_i else v["largest"][d] for d in "rc"}
+    visits = product(refetch_o)
+    psums = (visits - 1) * (layer.output_elements * bits.psum)
+    traffic = (
+        (layer.groups * layer.ng * bits.input * layer.input_tensors) * reads["r"] * reads["c"] * product(refetch_i),
+        (layer.weight_elements * bits.weight) * product(refetch_w),
+        np.int64(layer.output_elements * bits.output),
+        psums,
+        psums,
+    )
+    copies = 2 if accelerator.double_buffering else 1
+    out_width = bits.psum if accelerator.accumulate_in_buffer else np.where(trips["n"] > 1, bits.psum, bits.output)
+    weight = layer.kh * layer.kw * bits.weight if layer.has_weights else 0
+    footprint = (
+        (copies * bits.input * layer.input_tensors) * extent(full_i, "n") * largest["r"] * largest["c"],
+        (copies * weight) * extent(full_w, "m") * extent(full_w, "n"),
+        copies * extent(full_o, "m") * extent(full_o, "r") * extent(full_o, "c") * out_width,
+    )
+    return traffic, footprint, product("mnrc")
+
+
+def _matters(pattern: Pattern) -> set[str]:
+    """The loops whose tile the pattern's traffic depends on: its refetch loops, and the spatial
+    loops the input does not hold whole."""
+    return set("".join(pattern.refetch)) | ({"r", "c"} - set(pattern.full[0]))
+
+
+def _grid(options: dict[str, LoopOptions], pick: list[np.ndarray]) -> tuple[dict, dict, tuple[int, ...]]:
+    """The options at the indices ``pick`` (one array per loop): as columns, shaped to broadcast
+    over the (m, n, r, c) grid, and the grid's shape."""
+    fields = ("tile", "trips", "reads", "largest")
+    columns = {f: {d: getattr(options[d], f).astype(np.int64)[p] for d, p in zip("mnrc", pick, strict=True)}
+               for f in fields}  # fmt: skip
+    grid = {f: {d: c.reshape([-1 if i == a else 1 for i in range(4)]) for a, (d, c) in enumerate(col.items())}
+            for f, col in columns.items()}  # fmt: skip
+    return columns, grid, tuple(len(p) for p in pick)
+
+
+def _fits(footprint: tuple, accelerator: Accelerator, shape: tuple[int, ...]) -> np.ndarray:
+    """Which points of a grid fit every buffer (and, under a free split, the banks)."""
+    fits = np.ones(shape, dtype=bool)
+    for buffer in accelerator.buffers:
+        fits &= sum(footprint[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
+    split = accelerator.split
+    if split is not None:
+        fits &= sum(-(-part // (8 * split.bank_bytes)) for part in footprint) <= split.banks
+    return fits
+
+
+_FEWEST_KEPT = 16
+"""Mappings per pattern that ``fewest_tiles`` keeps, best first, to check exactly."""
+
+
+def fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping | None:
+    shape = replace(layer, name="", inputs=("",) * len(layer.inputs), weight_from=None)
+    return _fewest_tiles(shape, accelerator, bits)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping | None:
+    """Of the mappings of ``layer`` that fit and move exactly ``bits``, the one with the fewest
+    tiles, then the first pattern, then the smallest tiles; None if there is none.
+
+    The candidates keep the smallest footprint of each traffic (what a program needs), which
+    often means tiles of one element; once a solution has fixed each unit's traffic and the
+    buffers, this picks the coarsest mapping that costs the same. Patterns whose traffic
+    cannot be ``bits`` are skipped before their whole grid is evaluated.
+    """
+    options = loop_options(layer)
+    shapes = patterns(accelerator.operand_levels, "".join(d for d, extent in layer.dims.items() if extent == 1))
+    found: list[tuple[int, ...]] = []
+    for index, pattern in enumerate(shapes):
+        # the traffic depends only on the loops that matter: find those tiles that give ``bits``
+        matters = _matters(pattern)
+        pick = [np.arange(len(options[d].tile)) if d in matters else np.array([0]) for d in "mnrc"]
+        columns, grid, shape = _grid(options, pick)
+        hits = np.flatnonzero(np.broadcast_to(sum(_evaluate(layer, pattern, accelerator, grid)[0]) == bits, shape))
+        if not len(hits):
+            continue
+        # then every tile of the other loops, at each of those: axis 0 the hit, axes 1-4 the loops
+        coords = np.unravel_index(hits, shape)
+        values: dict[str, dict[str, np.ndarray]] = {}
+        for field in ("tile", "trips", "reads", "largest"):
+            values[field] = {}
+            for a, d in enumerate("mnrc"):
+                column = getattr(options[d], field).astype(np.int64)
+                at = [1] * 5
+                if d in matters:
+                    at[0] = -1
+                    values[field][d] = columns[field][d][coords[a]].reshape(at)
+                else:
+                    at[1 + a] = -1
+                    values[field][d] = column.reshape(at)
+        traffic, footprint, _ = _evaluate(layer, pattern, accelerator, values)
+        wide = np.broadcast_shapes(*(np.shape(v) for field in values.values() for v in field.values()))
+        ok = np.flatnonzero(np.broadcast_to(_fits(footprint, accelerator, wide) & (sum(traffic) == bits), wide))
+        where = np.unravel_index(ok, wide)
+        axis = {d: 0 if d in matters else 1 + a for a, d in enumerate("mnrc")}
+        tiles = [values["tile"][d].ravel()[where[axis[d]]] for d in "mnrc"]
+        counts = math.prod(values["trips"][d].ravel()[where[axis[d]]] for d in "mnrc")
+        first = np.lexsort((*reversed(tiles), counts))[:_FEWEST_KEPT]  # the pattern's best few
+        found += zip(counts[first].tolist(), [index] * len(first), *(t[first].tolist() for t in tiles), strict=True)
+    # A pattern's count assumes every trip count above 1; where one is 1 the mapping may move
+    # less than the pattern says (the pattern of the mapping is then another one, which has it
+    # too). Only a mapping whose exact traffic is ``bits`` is taken.
+    for key in sorted(found):
+        pattern, tiling = shapes[key[1]], Tiling(*key[2:])
+        # an operand whose level has only loops of one trip inside it holds one tile: say innermost
+        trips = {d: -(-extent // getattr(tiling, d)) for d, extent in layer.dims.items()}
+        levels = Levels(
+            *(4 if all(trips[d] == 1 for d in pattern.order[level:]) else level for level in pattern.levels)
+        )
+        mapping = Mapping(tiling, pattern.order, levels)
+        if exact_traffic(layer, mapping).total == bits:
+            return mapping
+    return None
+
+
+def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Pattern, index: int,
+                   accelerator: Accelerator, so_far: _Points | None = None) -> _Points:  # fmt: skip
+    """The tilings that fit and are not dominated under ``pattern`` (see ``_front``).
+
+    A loop the pattern's traffic ignores (not a refetch loop, and for a spatial loop,
+    full for the input) keeps only its smallest tile and its whole extent: the traffic
+    does not change along it, and every footprint factor is the tile or a constant,
+    except the output's width, which drops when the reduction is not split.
+    """
+    matters = _matters(pattern)
+    pick = [
+        np.arange(len(options[d].tile)) if d in matters else np.unique([0, len(options[d].tile) - 1]) for d in "mnrc"
+    ]
+    columns, grid, shape = _grid(options, pick)
+    traffic, footprint, _ = _evaluate(layer, pattern, accelerator, grid)
+    fits = _fits(footprint, accelerator, shape)
+    split = accelerator.split
+    at = np.flatnonzero(fits)
+    total = np.broadcast_to(sum(traffic), shape).ravel()[at]
+    size = np.broadcast_to(sum(footprint), shape).ravel()[at]
+    banks = None
+    if split is not None:
+        banks = np.stack([np.broadcast_to(-(-f // (8 * split.bank_bytes)), shape).ravel()[at] for f in footprint], 1)
+    if so_far is not None and len(so_far) and banks is None:  # drop what the front so far beats
+        front_size, front_traffic = so_far.footprint.sum(axis=1), so_far.traffic.sum(axis=1)
+        j = np.searchsorted(front_size, size, side="right") - 1
+        beaten = (j >= 0) & (
+            (front_traffic[j] < total) | ((front_traffic[j] == total) & (front_size[np.maximum(j, 0)] < size))
+        )
+        at, total, size = at[~beaten], total[~beaten], size[~beaten]
+    keep = contenders(total, size, banks)
+    at, total = at[keep], total[keep]
+    coords = np.unravel_index(at, shape)
+    point = {f: {d: c[coords[a]] for a, (d, c) in enumerate(col.items())} for f, col in columns.items()}
+    traffic, footprint, count = _evaluate(layer, pattern, accelerator, point)
+    k = len(at)
+    points = _Points(
+        pattern=np.full(k, index),
+        traffic=np.stack([np.broadcast_to(t, k) for t in traffic], axis=1),
+        footprint=np.stack([np.broadcast_to(f, k) for f in footprint], axis=1),
+        tiles=np.stack([point["tile"][d] for d in "mnrc"], axis=1),
+        count=np.broadcast_to(count, k),
+    )
+    assert np.array_equal(points.traffic.sum(axis=1), total)
+    return _front(points, accelerator)
+
+
+def _front(points: _Points, accelerator: Accelerator) -> _Points:
+    """The points (all fitting) not dominated in (traffic, footprint), or, when the split is
+    free, in (traffic, banks of each buffer); ties broken as the module says."""
+    if not len(points):
+        return points
+    total, size = points.traffic.sum(axis=1), points.footprint.sum(axis=1)
+    ties = (points.count, points.pattern, *points.tiles.T)
+    if accelerator.split is None:
+        return points[traffic_front(total, size, np.ones(len(total), dtype=bool), *ties)]
+    return points[split_front(total, bank_counts(points.footprint, accelerator.split), size, *ties)]
+
+
 @functools.lru_cache(maxsize=1024)
 def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     options = loop_options(layer)
-    copies = 2 if accelerator.double_buffering else 1
-
-    def values(field: str, pick: tuple | None = None) -> dict[str, np.ndarray]:
-        return _option_values(options, field, pick)
-
-    # The whole grid: least traffic over the orders, and footprint.
-    trips = values("trips")
-    total = functools.reduce(np.minimum, (sum(parts) for parts in _traffic_parts(layer, trips, values("reads"))))
-    per_operand = _footprint_parts(layer, values("tile"), values("largest"), trips["n"], copies)
-    size = sum(per_operand)
-    total, size = np.broadcast_arrays(total, size)
-    fits = np.broadcast_to(_fits_grid(per_operand, accelerator), size.shape)
-
-    # Keep the fitting points not dominated in (traffic, footprint), or, when the split is
-    # free, in (traffic, banks of each buffer).
-    grid = tuple(len(options[d].tile) for d in "mnrc")
-    total, size = total.ravel(), size.ravel()
-    if accelerator.split is None:
-        index = traffic_front(total, size, fits.ravel())
-    else:
-        index = np.flatnonzero(fits.ravel())
-        pick = np.unravel_index(index, grid)
-        parts = _footprint_parts(
-            layer, values("tile", pick), values("largest", pick), values("trips", pick)["n"], copies
-        )
-        banks = bank_counts(np.stack([np.broadcast_to(f, len(index)) for f in parts], axis=1), accelerator.split)
-        index = index[banks.sum(axis=1) <= accelerator.split.banks]
-        banks = banks[banks.sum(axis=1) <= accelerator.split.banks]
-        index = index[split_front(total[index], banks, size[index])] if len(index) else index
-
-    # Their loop orders and traffic by kind, and the mapping of least footprint.
-    pick = np.unravel_index(np.append(index, np.argmin(size)), grid)
-    trips, tile = values("trips", pick), values("tile", pick)
-    parts = _traffic_parts(layer, trips, values("reads", pick))
-    order = np.argmin(np.stack([np.broadcast_to(sum(p), len(pick[0])) for p in parts]), axis=0)
-    traffic = np.stack([np.choose(order, [p[f] for p in parts]) for f in range(len(TRAFFIC_FIELDS))], axis=1)
-    per_operand = _footprint_parts(layer, tile, values("largest", pick), trips["n"], copies)
-    footprint = np.stack([np.broadcast_to(f, len(order)) for f in per_operand], axis=1)
-    tiles = np.stack([tile[d] for d in "mnrc"], axis=1)
+    shapes = patterns(accelerator.operand_levels, "".join(d for d, extent in layer.dims.items() if extent == 1))
+    kept: _Points | None = None
+    for i, pattern in enumerate(shapes):
+        found = _pattern_front(layer, options, pattern, i, accelerator, kept)
+        kept = found if kept is None else _front(_Points.concatenate([kept, found]), accelerator)
+    assert kept is not None
+    # the mapping of least footprint, fitting or not: every operand innermost, every tile 1
+    fields = ("tile", "trips", "reads", "largest")
+    ones = {f: {d: getattr(options[d], f)[:1].astype(np.int64) for d in "mnrc"} for f in fields}
+    smallest = np.array([np.broadcast_to(f, 1)[0] for f in _evaluate(layer, shapes[0], accelerator, ones)[1]])
     return Candidates(
         layer=layer,
-        tiles=tiles[:-1],
-        orders=tuple(STATIONARY_ORDERS[i] for i in order[:-1]),
-        traffic=traffic[:-1],
-        footprint=footprint[:-1],
-        smallest_footprint=footprint[-1],
+        tiles=kept.tiles,
+        orders=tuple(shapes[i].order for i in kept.pattern),
+        levels=np.array([tuple(shapes[i].levels) for i in kept.pattern], dtype=np.int64).reshape(-1, 3),
+        traffic=kept.traffic,
+        footprint=kept.footprint,
+        smallest_footprint=smallest,
     )
 
 

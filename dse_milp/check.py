@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, group_cost
-from dse_milp.traffic import LOOPS, Mapping, Traffic, footprint, traffic
+from dse_milp.traffic import INNERMOST, LOOPS, Mapping, Traffic, footprint, traffic
 from dse_milp.workload import Network
 
 
@@ -102,11 +102,19 @@ def check_mappings(
             f"t_{d}={getattr(mapping.tiling, d)} not in 1..{extent}"
             for d, extent in layer.dims.items()
             if not 1 <= getattr(mapping.tiling, d) <= extent
+        ] + [
+            f"{operand} level {level} not in 0..{len(LOOPS)}"
+            for operand, level in mapping.levels._asdict().items()
+            if not 0 <= level <= len(LOOPS)
         ]
+        if not accelerator.operand_levels and mapping.levels != INNERMOST:
+            bad.append(f"levels {tuple(mapping.levels)} on an accelerator whose operands stay innermost")
         if bad:
             violations.append(f"layer {layer.name!r}: {', '.join(bad)}")
             continue
-        held = accelerator.held_bytes(footprint(layer, mapping.tiling, accelerator.double_buffering))
+        held = accelerator.held_bytes(
+            footprint(layer, mapping, accelerator.double_buffering, accelerator.accumulate_in_buffer)
+        )
         violations.extend(_overflows(accelerator, held, f"layer {layer.name!r}"))
         layers[layer.name] = CheckedLayer(traffic(layer, mapping), held)
     violations.extend(f"layer {name!r} runs {count} times" for name, count in runs.items() if count > 1)

@@ -30,7 +30,7 @@ from dse_milp.heuristics import METHODS
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
-from dse_milp.stopping import interrupted, sigint_requests_stop
+from dse_milp.stopping import ever_interrupted, interrupted, sigint_requests_stop
 from dse_milp.workload import Network
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
@@ -531,6 +531,18 @@ class _Console(Console):
 
 
 def main(argv: list[str] | None = None) -> int:
+    code = _main(argv)
+    if argv is None and threading.current_thread() is threading.main_thread() and ever_interrupted():
+        # after a Ctrl-C, end now: a second one during the interpreter's shutdown (which resets
+        # the handlers) would kill the process with SIGINT instead of exit code 130
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # undo __main__'s start-up handler
     try:
@@ -545,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     errors = Console(stderr=True, soft_wrap=True, **plain)  # type: ignore[arg-type]
     commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench, "compress": run_compress}
     # compress keeps Ctrl-C's usual meaning (stop now; its log keeps every finished iteration)
-    stops = contextlib.nullcontext() if args.command == "compress" else sigint_requests_stop()
+    ends = argv is None and threading.current_thread() is threading.main_thread()
+    stops = contextlib.nullcontext() if args.command == "compress" else sigint_requests_stop(process_ends=ends)
     try:
         with stops:
             return commands[args.command](args, console)

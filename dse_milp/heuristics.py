@@ -5,8 +5,8 @@ LOMA and SALSA, GAMMA's genetic algorithm) search mappings heuristically. Here
 three searches explore exactly the program's design space, every design scored
 by the same exact closed forms and checked by the same rules:
 
-- per layer, the tile sizes (any integers from 1 to each loop's extent) and the
-  loop order (all 24);
+- per layer, the tile sizes (any integers from 1 to each loop's extent), the
+  loop order (all 24) and each operand's level (0 to 4);
 - with fusion, where the fusion boundaries fall, and each fused group's tile and
   resident weights;
 - with a free split, the banks of each buffer.
@@ -16,7 +16,7 @@ come from well-kept libraries: random search and a genetic algorithm from
 pymoo, simulated annealing from SciPy (``dual_annealing`` without its local
 search, i.e. generalised simulated annealing). A design whose tiles overflow a
 buffer is repaired deterministically (tiles halved, resident weights dropped,
-groups split) so that every design scored is feasible, or scored as a penalty
+levels moved inward, groups split) so that every design scored is feasible, or scored as a penalty
 when even the smallest tiles do not fit.
 """
 
@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 
 import numpy as np
@@ -34,10 +34,11 @@ from dse_milp.accelerator import Accelerator, sized
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
 from dse_milp.errors import NoSolutionError
 from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost
+from dse_milp.levels import OPERANDS
 from dse_milp.solve import Solution, design_results
 from dse_milp.solvers import SolveResult, Status
 from dse_milp.stopping import interrupted
-from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, traffic
+from dse_milp.traffic import INNERMOST, LOOPS, ORDERS, Levels, Mapping, Tiling, footprint, traffic
 from dse_milp.workload import Network
 
 METHODS = ("random", "anneal", "genetic")
@@ -66,7 +67,7 @@ class SearchSpace:
 
     @property
     def genes(self) -> int:
-        per_layer = 5 + (4 if self.fusion > 1 else 0)
+        per_layer = 8 + (4 if self.fusion > 1 else 0)
         return per_layer * len(self.network.layers) + (2 if self.accelerator.split else 0)
 
     def decode(self, x: np.ndarray) -> Design:
@@ -77,7 +78,10 @@ class SearchSpace:
         mappings = {}
         for layer in layers:
             tiles = [1 + pick(next(genes), extent) for extent in layer.dims.values()]
-            mappings[layer.name] = Mapping(Tiling(*tiles), ORDERS[pick(next(genes), len(ORDERS))])
+            order = ORDERS[pick(next(genes), len(ORDERS))]
+            levels = Levels(*(pick(next(genes), len(LOOPS) + 1) for _ in OPERANDS))
+            levels = levels if self.accelerator.operand_levels else INNERMOST
+            mappings[layer.name] = Mapping(Tiling(*tiles), order, levels)
         groups: dict[tuple[str, str], GroupMapping] = {}
         if self.fusion > 1:
             joins, tiles, resident = [], [], []
@@ -120,7 +124,7 @@ class SearchSpace:
             fitted = self._fit_group(acc, key, mapping)
             if fitted is None:  # run the group's layers alone instead
                 for layer in Segment.of(self.network, *key).layers:
-                    mappings[layer.name] = Mapping(Tiling(1, 1, 1, 1), ORDERS[0])
+                    mappings[layer.name] = Mapping(Tiling(1, 1, 1, 1), ORDERS[0])  # every operand innermost
             else:
                 groups[key] = fitted
         for name, mapping in mappings.items():
@@ -157,15 +161,22 @@ class SearchSpace:
         return (PENALTY, None) if design is None else (self.score(design), design)
 
     def _fit_layer(self, acc: Accelerator, name: str, mapping: Mapping) -> Mapping | None:
-        """Halve the largest tile until the layer fits; None if even 1x1x1x1 does not."""
+        """Move the level of the largest block one loop inward until every operand is innermost,
+        then halve the largest tile, until the layer fits; None if even 1x1x1x1 does not."""
         layer = self.network.by_name[name]
-        tiling = mapping.tiling.as_dict()
-        while not acc.holds(footprint(layer, Tiling(**tiling), acc.double_buffering)):
+        while not acc.holds(held := footprint(layer, mapping, acc.double_buffering, acc.accumulate_in_buffer)):
+            outer = [op for op in OPERANDS if mapping.levels.of(op) < len(LOOPS)]
+            if outer:
+                op = max(outer, key=lambda op: (held[op], -OPERANDS.index(op)))
+                mapping = replace(mapping, levels=mapping.levels._replace(**{op.value: mapping.levels.of(op) + 1}))
+                continue
+            tiling = mapping.tiling.as_dict()
             d = max(tiling, key=lambda d: (tiling[d], "mnrc".index(d)))
             if tiling[d] == 1:
                 return None
             tiling[d] = math.ceil(tiling[d] / 2)
-        return Mapping(Tiling(**tiling), mapping.order)
+            mapping = replace(mapping, tiling=Tiling(**tiling))
+        return mapping
 
     def _fit_group(self, acc: Accelerator, key: tuple[str, str], mapping: GroupMapping) -> GroupMapping | None:
         """Drop resident weights (largest first), then halve the tile, until the group fits."""

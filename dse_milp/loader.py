@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 from pydantic import ValidationError as PydanticError
 
-from dse_milp.accelerator import Accelerator, Energy, free_split, separate_buffers, unified_buffer
+from dse_milp.accelerator import Accelerator, Accumulators, Energy, free_split, separate_buffers, unified_buffer
 from dse_milp.errors import InputError, show
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Precision, Shape
 from dse_milp.yaml_input import read_yaml
@@ -200,6 +200,8 @@ class AcceleratorSpec(_Spec):
     name: Name
     buffer: BufferSpec
     double_buffering: StrictBool = False
+    accumulators: Literal["array", "buffer"] = "array"
+    levels: Literal["per-operand", "innermost"] = "per-operand"
     dram_bandwidth: Bandwidth
     clock_mhz: Megahertz
     macs: Annotated[StrictInt, Field(ge=1, le=1 << 24)]
@@ -557,6 +559,8 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
         macs=spec.macs,
         energy=Energy(**spec.energy_pj.model_dump()),
         split=split,
+        accumulators=Accumulators(spec.accumulators),
+        operand_levels=spec.levels == "per-operand",
     )
 
 

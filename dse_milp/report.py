@@ -82,6 +82,7 @@ def layer_record(
         "group": group,
         "tiles": None if mapping is None else mapping.tiling.as_dict(),
         "order": None if mapping is None else mapping.order,
+        "levels": None if mapping is None else mapping.levels._asdict(),
         "footprint_bytes": _number(sum(result.buffer_bytes.values())),
         "buffer_bytes": {name: _number(v) for name, v in result.buffer_bytes.items()},
         "dram_bytes": _traffic_record(result.traffic),
@@ -198,8 +199,8 @@ def layer_table(solution: Solution) -> Table:
         + ("; per channel: DRAM bytes saved by removing one output channel" if solution.marginals else ""),
         caption_justify="left",
     )
-    for column in ("layer", "kind", "tiles m,n,r,c", "order", "footprint", "input", "weight", "output", "psum"):
-        table.add_column(column, justify="left" if column in ("layer", "kind", "order") else "right")
+    for column in ("layer", "kind", "tiles m,n,r,c", "order [level]", "footprint", "input", "weight", "output", "psum"):
+        table.add_column(column, justify="left" if column in ("layer", "kind", "order [level]") else "right")
     table.add_column("total", justify="right")
     table.add_column("share", justify="right")
     table.add_column("price", justify="right")
@@ -212,7 +213,7 @@ def layer_table(solution: Solution) -> Table:
             tiles, order = "-", f"group {index[id(layer.group)]}"
         else:
             tiling = layer.mapping.tiling
-            tiles, order = f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}", layer.mapping.order
+            tiles, order = f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}", layer.mapping.nest()
         marginal = [] if solution.marginals is None else [_marginal(solution.marginals[layer.layer.name])]
         table.add_row(
             label(layer.layer.name),

@@ -2,9 +2,10 @@
 
 It shares nothing with the closed forms in ``dse_milp.traffic`` beyond the
 definitions of the model: it walks every group and every tile iteration in the
-given order, keeps one resident tile per operand, collects the input rows each
-tile needs as an explicit set, and counts every transfer. Tests compare it with
-the closed forms; it is far too slow for real layers.
+given order, keeps one resident block per operand (the tiles inside its level),
+collects the input rows each block needs as an explicit set, and counts every
+transfer. Tests compare it with the closed forms; it is far too slow for real
+layers.
 """
 
 from __future__ import annotations
@@ -22,22 +23,46 @@ def _input_span(start: int, stop: int, stride: int, kernel: int, pad: int, size:
     return len(rows)
 
 
-def simulate(layer: Layer, mapping: Mapping, double_buffering: bool = False) -> tuple[Traffic, dict[Operand, int]]:
-    """Walk the nest; return its traffic and the largest tile of each operand (bits)."""
+def simulate(
+    layer: Layer, mapping: Mapping, double_buffering: bool = False, accumulate_in_buffer: bool = False
+) -> tuple[Traffic, dict[Operand, int]]:
+    """Walk the nest; return its traffic and the largest block of each operand (bits).
+
+    Each operand keeps one block: the tiles of the loops inside its level, for
+    the current tile of every loop outside it. The block is named by the tile
+    indices of the loops outside the level that select the operand; it is read
+    when that name changes. Its extent is found by taking the union of the tile
+    ranges its loops cover.
+    """
     bits = layer.precision
     tiles = {d: tile_bounds(extent, getattr(mapping.tiling, d)) for d, extent in layer.dims.items()}
     reduction_tiles = len(tiles["n"])
     copies = 2 if double_buffering else 1
-    out_width = bits.psum if reduction_tiles > 1 else bits.output
+    out_width = bits.psum if reduction_tiles > 1 or accumulate_in_buffer else bits.output
+    selects = {Operand.INPUT: "nrc", Operand.WEIGHT: "mn", Operand.OUTPUT: "mrc"}
+    outside = {op: mapping.order[: mapping.levels.of(op)] for op in Operand}
+
+    def span(op: Operand, at: dict[str, int], d: str) -> range:
+        """The range of loop ``d`` the block of ``op`` covers at the nest position ``at``."""
+        if d in outside[op]:
+            return range(*tiles[d][at[d]])
+        return range(tiles[d][0][0], tiles[d][-1][1])
+
+    def name(op: Operand, g: int, at: dict[str, int]) -> tuple:
+        return (g, *((d, at[d]) for d in outside[op] if d in selects[op]))
 
     reads = Counter[str]()
     largest = dict.fromkeys(Operand, 0)
     resident: dict[Operand, tuple | None] = dict.fromkeys(Operand)
+    output_block: set[tuple] = set()
     done = Counter[tuple]()  # reduction tiles accumulated into each output tile
 
-    def leave_output(key: tuple) -> None:
-        size = len(range(*tiles["m"][key[1]])) * len(range(*tiles["r"][key[2]])) * len(range(*tiles["c"][key[3]]))
-        if done[key] == reduction_tiles:
+    def leave_output() -> None:
+        size = sum(
+            len(range(*tiles["m"][m])) * len(range(*tiles["r"][r])) * len(range(*tiles["c"][c]))
+            for (_, m, r, c) in output_block
+        )
+        if all(done[key] == reduction_tiles for key in output_block):
             reads["output_write"] += size * bits.output
         else:
             reads["psum_write"] += size * bits.psum
@@ -45,35 +70,42 @@ def simulate(layer: Layer, mapping: Mapping, double_buffering: bool = False) -> 
     for g in range(layer.groups):
         for index in itertools.product(*(range(len(tiles[d])) for d in mapping.order)):
             at = dict(zip(mapping.order, index, strict=True))
-            (m0, m1), (n0, n1), (r0, r1), (c0, c1) = (tiles[d][at[d]] for d in "mnrc")
 
-            key = (g, at["n"], at["r"], at["c"])
+            key = name(Operand.INPUT, g, at)
             if resident[Operand.INPUT] != key:
                 resident[Operand.INPUT] = key
-                rows = _input_span(r0, r1, layer.sh, layer.kh, layer.ph, layer.h)
-                cols = _input_span(c0, c1, layer.sw, layer.kw, layer.pw, layer.w)
-                size = (n1 - n0) * rows * cols * bits.input * layer.input_tensors
+                r, c = span(Operand.INPUT, at, "r"), span(Operand.INPUT, at, "c")
+                rows = _input_span(r.start, r.stop, layer.sh, layer.kh, layer.ph, layer.h)
+                cols = _input_span(c.start, c.stop, layer.sw, layer.kw, layer.pw, layer.w)
+                size = len(span(Operand.INPUT, at, "n")) * rows * cols * bits.input * layer.input_tensors
                 reads["input_read"] += size
                 largest[Operand.INPUT] = max(largest[Operand.INPUT], size)
 
-            key = (g, at["m"], at["n"])
+            key = name(Operand.WEIGHT, g, at)
             if layer.has_weights and resident[Operand.WEIGHT] != key:
                 resident[Operand.WEIGHT] = key
-                size = (m1 - m0) * (n1 - n0) * layer.kh * layer.kw * bits.weight
-                reads["weight_read"] += size
-                largest[Operand.WEIGHT] = max(largest[Operand.WEIGHT], size)
+                size = len(span(Operand.WEIGHT, at, "m")) * len(span(Operand.WEIGHT, at, "n"))
+                reads["weight_read"] += size * layer.kh * layer.kw * bits.weight
+                largest[Operand.WEIGHT] = max(largest[Operand.WEIGHT], size * layer.kh * layer.kw * bits.weight)
 
-            key = (g, at["m"], at["r"], at["c"])
+            key = name(Operand.OUTPUT, g, at)
             if resident[Operand.OUTPUT] != key:
                 if resident[Operand.OUTPUT] is not None:
-                    leave_output(resident[Operand.OUTPUT])
+                    leave_output()
                 resident[Operand.OUTPUT] = key
-                size = (m1 - m0) * (r1 - r0) * (c1 - c0)
-                if done[key] > 0:
+                m, r, c = (span(Operand.OUTPUT, at, d) for d in "mrc")
+                output_block = {
+                    (g, i, j, k)
+                    for i, (a, _) in enumerate(tiles["m"]) if a in m
+                    for j, (b, _) in enumerate(tiles["r"]) if b in r
+                    for k, (e, _) in enumerate(tiles["c"]) if e in c
+                }  # fmt: skip
+                size = len(m) * len(r) * len(c)
+                if any(done[key] > 0 for key in output_block):
                     reads["psum_read"] += size * bits.psum
                 largest[Operand.OUTPUT] = max(largest[Operand.OUTPUT], size * out_width)
-            done[key] += 1
-    leave_output(resident[Operand.OUTPUT])
+            done[g, at["m"], at["r"], at["c"]] += 1
+    leave_output()
 
     traffic = Traffic(**reads)
     return traffic, {op: copies * size for op, size in largest.items()}

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from dse_milp.accelerator import Accelerator, sized
-from dse_milp.candidates import generate
+from dse_milp.candidates import fewest_tiles, generate
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
 from dse_milp.diagnose import does_not_fit, infeasibility
@@ -257,7 +257,10 @@ def solve(
         shadow, note = shadow_prices(settled, units, options.deadline)
         notes += [note] if note else []
         seconds["prices"] = time.perf_counter() - start
-    layers, groups = _results(settled, chosen, fused, shadow)
+    coarsen = (reason := stop_reason(options.deadline)) is None
+    if not coarsen:
+        notes.append(f"tiles not coarsened ({reason})")
+    layers, groups = _results(settled, chosen, fused, shadow, coarsen)
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
         Objective.DRAM: primary.dram_bytes,
@@ -285,10 +288,16 @@ def _results(
     chosen: dict[str, int],
     fused: dict[tuple[str, str], int],
     shadow: dict[str, dict[str, float]],
+    coarsen: bool = True,
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
-    the candidates' own figures."""
-    mappings = {name: problem.candidates[name].mapping(k) for name, k in chosen.items()}
+    the candidates' own figures. With ``coarsen``, a layer run alone gets, of the mappings that
+    move the same traffic in its buffers, the one with the fewest tiles (``fewest_tiles``)."""
+    mappings = {}
+    for name, k in chosen.items():
+        cands = problem.candidates[name]
+        coarsest = fewest_tiles(cands.layer, problem.accelerator, int(cands.total_bits[k])) if coarsen else None
+        mappings[name] = coarsest or cands.mapping(k)
     group_mappings = {key: problem.groups[key].mappings[k] for key, k in fused.items()}
     counts = {name: len(cands) for name, cands in problem.candidates.items()}
     counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}

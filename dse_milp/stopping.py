@@ -11,6 +11,7 @@ does not want to wait for the step in progress to return.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -25,8 +26,14 @@ SOLVER_THREAD = "dse_milp solver"
 """The name of the thread ``run_cancellable`` runs a solver call on."""
 
 _requested = threading.Event()
+_ever = threading.Event()
 
 T = TypeVar("T")
+
+
+def ever_interrupted() -> bool:
+    """Whether Ctrl-C asked any run of this process to stop (it stays set after the run)."""
+    return _ever.is_set()
 
 
 def interrupted() -> bool:
@@ -35,10 +42,14 @@ def interrupted() -> bool:
 
 
 @contextmanager
-def sigint_requests_stop() -> Iterator[None]:
+def sigint_requests_stop(process_ends: bool = False) -> Iterator[None]:
     """Within: the first SIGINT asks the run to stop with what it has; the second raises
     KeyboardInterrupt. Outside the main thread this does nothing (signals go to the main thread),
-    and so it does where SIGINT is ignored (a shell's background job)."""
+    and so it does where SIGINT is ignored (a shell's background job).
+
+    ``process_ends``: the process ends after this (the command line). If the first SIGINT
+    came, a second one after the context, while the error is reported, ends it at once with
+    exit code 130, rather than the previous handler's KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
@@ -47,12 +58,16 @@ def sigint_requests_stop() -> Iterator[None]:
         if _requested.is_set():
             raise KeyboardInterrupt
         _requested.set()
+        _ever.set()
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if process_ends and _requested.is_set():
+            signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))  # an interrupted run's exit code
+        else:
+            signal.signal(signal.SIGINT, previous)
         _requested.clear()
 
 

@@ -5,16 +5,22 @@ vectorised candidate generator (``dse_milp.candidates``) evaluates the same
 closed forms over whole tiling spaces, and ``dse_milp.simulate`` walks the loop
 nest tile by tile to check them. All quantities are in **bits**.
 
-In short, for a mapping (tile sizes ``t_m, t_n, t_r, t_c`` and a loop order):
+In short, for a mapping (tile sizes ``t_m, t_n, t_r, t_c``, a loop order and a
+level for each operand):
 
-- one tile of each operand is resident; a tile is read when the nest moves to a
-  tile of that operand that is not resident, so an operand is read
-  ``refetch(order, relevant dims)`` times over: the product of the trip counts of
-  the loops it does not depend on that sit outside its innermost active loop;
-- the input tile holds only the rows and columns the output tile needs
-  (halo included, padding excluded);
-- an output tile is written when it leaves; if it is visited again before its
+- each operand sits at its own level of the tile-loop nest (0 = outside every
+  tile loop, 4 = inside all of them, one tile); it holds a *block*: everything
+  the loops inside its level touch, so a relevant loop inside the level spans
+  its whole extent. A block is read when the nest moves to a block that is not
+  resident, so an operand is read ``refetch(order[:level], relevant dims)``
+  times over: the product of the trip counts of the loops it does not depend on
+  that sit outside its innermost active loop outside its level;
+- the input block holds only the rows and columns its outputs need (halo
+  included, padding excluded);
+- an output block is written when it leaves; if it is visited again before its
   reduction is complete it is read back, at partial-sum width.
+
+With every level at 4 this is one resident tile per operand.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from dse_milp.workload import Layer, Operand
 
@@ -53,11 +60,42 @@ class Tiling:
         return {"m": self.m, "n": self.n, "r": self.r, "c": self.c}
 
 
+class Levels(NamedTuple):
+    """Each operand's position in the tile-loop nest: the number of tile loops outside it.
+
+    0 holds the whole tensor (of a group), 4 one tile; the loops from the
+    position inward run over the operand's resident block.
+    """
+
+    input: int = 4
+    weight: int = 4
+    output: int = 4
+
+    def of(self, operand: Operand) -> int:
+        return getattr(self, operand.value)
+
+
+INNERMOST = Levels()
+"""Every operand at the innermost level: one resident tile each."""
+
+
 @dataclass(frozen=True)
 class Mapping:
     tiling: Tiling
     order: str
     """A permutation of ``mnrc``, outer to inner."""
+    levels: Levels = INNERMOST
+
+    def nest(self) -> str:
+        """The order with each operand not innermost marked at its level: ``mn[O]r[I]c`` holds the
+        output's whole r and c, and the input's whole c."""
+        marks = {level: "".join(f"[{op.value[0].upper()}]" for op in Operand if self.levels.of(op) == level)
+                 for level in range(len(LOOPS))}  # fmt: skip
+        return "".join(marks[i] + d for i, d in enumerate(self.order))
+
+    def inside(self, operand: Operand) -> str:
+        """The loops relevant to ``operand`` inside its level: its block spans them whole."""
+        return "".join(d for d in self.order[self.levels.of(operand) :] if d in RELEVANT[operand])
 
 
 @dataclass(frozen=True)
@@ -132,37 +170,58 @@ def refetch(order: str, trips: dict[str, int], relevant: str) -> int:
     return math.prod(trips[d] for d in order[: max(active)] if d not in relevant)
 
 
+def block(layer: Layer, mapping: Mapping, operand: Operand) -> dict[str, int]:
+    """The extent of ``operand``'s resident block along each loop: the tile, or the loop's
+    whole extent where the loop sits inside the operand's level."""
+    inside = mapping.inside(operand)
+    return {d: extent if d in inside else getattr(mapping.tiling, d) for d, extent in layer.dims.items()}
+
+
 def traffic(layer: Layer, mapping: Mapping) -> Traffic:
     """The exact off-chip traffic of ``layer`` under ``mapping`` (closed form)."""
-    t, order, bits = mapping.tiling, mapping.order, layer.precision
-    trips = trip_counts(layer, t)
-    rows_sum, _ = halo_stats(layer.r, t.r, layer.kh, layer.sh, layer.ph, layer.h)
-    cols_sum, _ = halo_stats(layer.c, t.c, layer.kw, layer.sw, layer.pw, layer.w)
-    every_input_tile = layer.groups * layer.ng * rows_sum * cols_sum * layer.input_tensors
-    visits = refetch(order, trips, RELEVANT[Operand.OUTPUT])
+    order, levels, bits = mapping.order, mapping.levels, layer.precision
+    trips = trip_counts(layer, mapping.tiling)
+    rows = block(layer, mapping, Operand.INPUT)
+    rows_sum, _ = halo_stats(layer.r, rows["r"], layer.kh, layer.sh, layer.ph, layer.h)
+    cols_sum, _ = halo_stats(layer.c, rows["c"], layer.kw, layer.sw, layer.pw, layer.w)
+    every_input_block = layer.groups * layer.ng * rows_sum * cols_sum * layer.input_tensors
+
+    def passes(operand: Operand) -> int:
+        return refetch(order[: levels.of(operand)], trips, RELEVANT[operand])
+
+    visits = passes(Operand.OUTPUT)
     return Traffic(
-        input_read=every_input_tile * bits.input * refetch(order, trips, RELEVANT[Operand.INPUT]),
-        weight_read=layer.weight_elements * bits.weight * refetch(order, trips, RELEVANT[Operand.WEIGHT]),
+        input_read=every_input_block * bits.input * passes(Operand.INPUT),
+        weight_read=layer.weight_elements * bits.weight * passes(Operand.WEIGHT),
         output_write=layer.output_elements * bits.output,
         psum_read=(visits - 1) * layer.output_elements * bits.psum,
         psum_write=(visits - 1) * layer.output_elements * bits.psum,
     )
 
 
-def footprint(layer: Layer, tiling: Tiling, double_buffering: bool) -> dict[Operand, int]:
-    """Bits of buffer each operand's largest tile occupies (doubled when double-buffered).
+def footprint(
+    layer: Layer, mapping: Mapping, double_buffering: bool, accumulate_in_buffer: bool = False
+) -> dict[Operand, int]:
+    """Bits of buffer each operand's largest block occupies (doubled when double-buffered).
 
-    The output tile is held at partial-sum width when the reduction is split
-    over several input-channel tiles.
+    The output block is held at partial-sum width when the reduction is split
+    over several input-channel tiles, or always when the accumulators live in
+    the buffer (``accumulate_in_buffer``).
     """
     bits = layer.precision
-    _, rows_max = halo_stats(layer.r, tiling.r, layer.kh, layer.sh, layer.ph, layer.h)
-    _, cols_max = halo_stats(layer.c, tiling.c, layer.kw, layer.sw, layer.pw, layer.w)
-    split = trip_count(layer.ng, tiling.n) > 1
+    i, w, o = (block(layer, mapping, op) for op in (Operand.INPUT, Operand.WEIGHT, Operand.OUTPUT))
+    _, rows_max = halo_stats(layer.r, i["r"], layer.kh, layer.sh, layer.ph, layer.h)
+    _, cols_max = halo_stats(layer.c, i["c"], layer.kw, layer.sw, layer.pw, layer.w)
+    wide = accumulate_in_buffer or trip_count(layer.ng, mapping.tiling.n) > 1
     copies = 2 if double_buffering else 1
-    weights = tiling.m * tiling.n * layer.kh * layer.kw * bits.weight if layer.has_weights else 0
+    weights = w["m"] * w["n"] * layer.kh * layer.kw * bits.weight if layer.has_weights else 0
     return {
-        Operand.INPUT: copies * tiling.n * rows_max * cols_max * bits.input * layer.input_tensors,
+        Operand.INPUT: copies * i["n"] * rows_max * cols_max * bits.input * layer.input_tensors,
         Operand.WEIGHT: copies * weights,
-        Operand.OUTPUT: copies * tiling.m * tiling.r * tiling.c * (bits.psum if split else bits.output),
+        Operand.OUTPUT: copies * o["m"] * o["r"] * o["c"] * (bits.psum if wide else bits.output),
     }
+
+
+def tiles(layer: Layer, tiling: Tiling) -> int:
+    """How many compute tiles the nest runs (over every group)."""
+    return layer.groups * math.prod(trip_counts(layer, tiling).values())

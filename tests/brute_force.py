@@ -1,31 +1,116 @@
-"""Exhaustive search over every tiling and every loop order: the reference optimum."""
+"""Exhaustive search over every tiling, loop order and operand levels: the reference optimum."""
 
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
+
+import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective, cost
-from dse_milp.traffic import ORDERS, Mapping, footprint, traffic
-from dse_milp.workload import Layer, Network
+from dse_milp.traffic import LOOPS, ORDERS, RELEVANT, Mapping, Tiling, footprint, halo_stats
+from dse_milp.workload import Layer, Network, Operand
 from tests.layers import every_tiling
 
 
-def fits(layer: Layer, accelerator: Accelerator, tiling) -> bool:
-    tiles = footprint(layer, tiling, accelerator.double_buffering)
+def fits(layer: Layer, accelerator: Accelerator, mapping: Mapping) -> bool:
+    tiles = footprint(layer, mapping, accelerator.double_buffering, accelerator.accumulate_in_buffer)
     return all(sum(tiles[op] for op in b.operands) <= 8 * b.capacity_bytes for b in accelerator.buffers)
 
 
+class EveryMapping(NamedTuple):
+    tilings: list[Tiling]
+    traffic: np.ndarray
+    """Bits, shaped (tilings, orders, input level, weight level, output level)."""
+    fits: np.ndarray
+    held: dict[Operand, np.ndarray]
+    """Bits of each operand's block, broadcasting to the same shape."""
+
+
+def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
+    """Every tiling (1..D in each loop) x all 24 orders x every level of each operand (5 x 5 x 5,
+    or innermost only when the accelerator keeps operands innermost).
+
+    Each traffic field depends only on its own operand's level (``test_levels`` checks this
+    against ``dse_milp.traffic``), so every combination is the sum of one evaluation per
+    operand and level; each is the scalar closed form, applied to arrays of tilings.
+    """
+    tilings = every_tiling(layer)
+    t = {d: np.array([getattr(x, d) for x in tilings]) for d in LOOPS}
+    trips = {d: -(-layer.dims[d] // t[d]) for d in LOOPS}
+    bits = layer.precision
+    spans = {
+        "r": (layer.r, layer.kh, layer.sh, layer.ph, layer.h),
+        "c": (layer.c, layer.kw, layer.sw, layer.pw, layer.w),
+    }
+
+    def halo(d: str, tiles: np.ndarray, which: int) -> np.ndarray:
+        extent, kernel, stride, pad, size = spans[d]
+        return np.array([halo_stats(extent, int(x), kernel, stride, pad, size)[which] for x in tiles])
+
+    def passes(order: str, relevant: str) -> np.ndarray:
+        """refetch(order, trips, relevant) for every tiling."""
+        inner = np.full(len(tilings), -1)
+        for i, d in enumerate(order):
+            if d in relevant:
+                inner = np.where(trips[d] > 1, i, inner)
+        factor = np.ones(len(tilings), dtype=np.int64)
+        for i, d in enumerate(order):
+            if d not in relevant:
+                factor = factor * np.where(i < inner, trips[d], 1)
+        return factor
+
+    levels = range(len(LOOPS) + 1) if accelerator.operand_levels else [len(LOOPS)]
+    copies = 2 if accelerator.double_buffering else 1
+    wide = accelerator.accumulate_in_buffer | (trips["n"] > 1)
+    shape = (len(tilings), len(ORDERS), len(levels))
+    traffic_of = {op: np.zeros(shape, dtype=np.int64) for op in Operand}
+    held = {op: np.zeros(shape, dtype=np.int64) for op in Operand}
+    for o, order in enumerate(ORDERS):
+        for j, level in enumerate(levels):
+            inside = order[level:]
+            e = {d: np.full(len(tilings), layer.dims[d]) if d in inside else t[d] for d in LOOPS}
+            ei = {d: e[d] if d in RELEVANT[Operand.INPUT] else t[d] for d in LOOPS}
+            ew = {d: e[d] if d in RELEVANT[Operand.WEIGHT] else t[d] for d in LOOPS}
+            eo = {d: e[d] if d in RELEVANT[Operand.OUTPUT] else t[d] for d in LOOPS}
+            visits = passes(order[:level], RELEVANT[Operand.OUTPUT])
+            traffic_of[Operand.INPUT][:, o, j] = (
+                layer.groups * layer.ng * halo("r", ei["r"], 0) * halo("c", ei["c"], 0) * bits.input
+                * layer.input_tensors * passes(order[:level], RELEVANT[Operand.INPUT])
+            )  # fmt: skip
+            traffic_of[Operand.WEIGHT][:, o, j] = (
+                layer.weight_elements * bits.weight * passes(order[:level], RELEVANT[Operand.WEIGHT])
+            )
+            traffic_of[Operand.OUTPUT][:, o, j] = layer.output_elements * (bits.output + 2 * (visits - 1) * bits.psum)
+            held[Operand.INPUT][:, o, j] = (
+                copies * ei["n"] * halo("r", ei["r"], 1) * halo("c", ei["c"], 1) * (bits.input * layer.input_tensors)
+            )
+            weight = layer.kh * layer.kw * bits.weight if layer.has_weights else 0
+            held[Operand.WEIGHT][:, o, j] = copies * ew["m"] * ew["n"] * weight
+            held[Operand.OUTPUT][:, o, j] = (
+                copies * eo["m"] * eo["r"] * eo["c"] * np.where(wide, bits.psum, bits.output)
+            )
+
+    spread = {
+        Operand.INPUT: (slice(None), slice(None), slice(None), None, None),
+        Operand.WEIGHT: (slice(None), slice(None), None, slice(None), None),
+        Operand.OUTPUT: (slice(None), slice(None), None, None, slice(None)),
+    }
+    total = sum(traffic_of[op][spread[op]] for op in Operand)
+    blocks = {op: held[op][spread[op]] for op in Operand}
+    fit = np.ones(total.shape, dtype=bool)
+    for b in accelerator.buffers:
+        fit &= sum(blocks[op] for op in b.operands) <= 8 * b.capacity_bytes
+    return EveryMapping(tilings, total, fit, blocks)
+
+
 def best_layer_cost(layer: Layer, accelerator: Accelerator, objective: Objective = Objective.DRAM) -> float | None:
-    """The least cost over every tiling (1..D in each loop) and all 24 orders that fit; None if none fits."""
-    best = None
-    for tiling in every_tiling(layer):
-        if not fits(layer, accelerator, tiling):
-            continue
-        for order in ORDERS:
-            value = cost(objective, layer, accelerator, traffic(layer, Mapping(tiling, order)).total / 8).item()
-            best = value if best is None else min(best, value)
-    return best
+    """The least cost over every tiling, order and operand levels that fit; None if none fits."""
+    _, total, fit, _ = every_mapping(layer, accelerator)
+    if not fit.any():
+        return None
+    return float(cost(objective, layer, accelerator, total[fit] / 8).min())
 
 
 def best_network_cost(network: Network, accelerator: Accelerator, objective: Objective = Objective.DRAM) -> float:

@@ -16,9 +16,12 @@ from tests.layers import every_tiling, small_layers, tilings
 ENERGY = Energy(dram_byte=20.0, sram_byte=0.6, mac=0.2)
 
 
-def accelerator(capacity: int, double_buffering: bool = False, separate: bool = False) -> Accelerator:
+def accelerator(
+    capacity: int, double_buffering: bool = False, separate: bool = False, operand_levels: bool = True
+) -> Accelerator:
     buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
-    return Accelerator("test", buffers, double_buffering, dram_bandwidth=4.0, clock_mhz=100.0, macs=8, energy=ENERGY)
+    return Accelerator("test", buffers, double_buffering, dram_bandwidth=4.0, clock_mhz=100.0, macs=8, energy=ENERGY,
+                       operand_levels=operand_levels)  # fmt: skip
 
 
 @settings(max_examples=150, deadline=None)
@@ -27,11 +30,13 @@ def accelerator(capacity: int, double_buffering: bool = False, separate: bool = 
     capacity=st.integers(4, 400),
     double_buffering=st.booleans(),
     separate=st.booleans(),
+    operand_levels=st.booleans(),
 )
 def test_least_traffic_candidate_equals_brute_force(
-    layer: Layer, capacity: int, double_buffering: bool, separate: bool
+    layer: Layer, capacity: int, double_buffering: bool, separate: bool, operand_levels: bool
 ):
-    acc = accelerator(capacity, double_buffering, separate)
+    """Every tiling x every order x (with operand levels) every level of each operand."""
+    acc = accelerator(capacity, double_buffering, separate, operand_levels)
     cands = generate(layer, acc)
     best = best_layer_cost(layer, acc)
     if best is None:
@@ -41,17 +46,23 @@ def test_least_traffic_candidate_equals_brute_force(
 
 
 @settings(max_examples=100, deadline=None)
-@given(layer=small_layers(), capacity=st.integers(4, 400), double_buffering=st.booleans(), separate=st.booleans())
+@given(
+    layer=small_layers(),
+    capacity=st.integers(4, 400),
+    double_buffering=st.booleans(),
+    separate=st.booleans(),
+    operand_levels=st.booleans(),
+)
 def test_every_candidate_is_exact_fits_and_is_not_dominated(
-    layer: Layer, capacity: int, double_buffering: bool, separate: bool
+    layer: Layer, capacity: int, double_buffering: bool, separate: bool, operand_levels: bool
 ):
-    acc = accelerator(capacity, double_buffering, separate)
+    acc = accelerator(capacity, double_buffering, separate, operand_levels)
     cands = generate(layer, acc)
     for k in range(len(cands)):
         mapping = cands.mapping(k)
         recomputed = traffic(layer, mapping)
         assert tuple(int(v) for v in cands.traffic[k]) == tuple(getattr(recomputed, f) for f in TRAFFIC_FIELDS)
-        tiles = footprint(layer, mapping.tiling, double_buffering)
+        tiles = footprint(layer, mapping, double_buffering)
         assert [tiles[op] for op in tiles] == list(cands.footprint[k])
         for b in acc.buffers:
             assert sum(tiles[op] for op in b.operands) <= 8 * b.capacity_bytes
@@ -102,7 +113,7 @@ def test_least_traffic_for_a_fixed_order_equals_brute_force(layer: Layer, capaci
     fitting = [
         traffic(layer, Mapping(t, order)).total
         for t in every_tiling(layer)
-        if sum(footprint(layer, t, False).values()) <= 8 * capacity
+        if sum(footprint(layer, Mapping(t, order), False).values()) <= 8 * capacity
     ]
     assert least_traffic_for_order(layer, acc, order) == (min(fitting) if fitting else None)
 
@@ -118,6 +129,6 @@ def test_least_traffic_for_a_fixed_order_under_a_free_split(layer: Layer, banks:
     fitting = [
         traffic(layer, Mapping(t, order)).total
         for t in every_tiling(layer)
-        if sum(footprint(layer, t, False).values()) <= 8 * split.total_bytes
+        if sum(footprint(layer, Mapping(t, order), False).values()) <= 8 * split.total_bytes
     ]
     assert least_traffic_for_order(layer, acc, order) == (min(fitting) if fitting else None)

@@ -6,20 +6,25 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dse_milp.simulate import simulate
-from dse_milp.traffic import ORDERS, Mapping, Tiling, footprint, needed_inputs, traffic
+from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, footprint, needed_inputs, traffic
 from dse_milp.workload import Layer, LayerKind, Operand, Precision
 from tests.layers import small_layers, tilings
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=st.data(), layer=small_layers(), double_buffering=st.booleans())
-def test_closed_form_matches_simulation_for_every_order(data: st.DataObject, layer: Layer, double_buffering: bool):
+@given(data=st.data(), layer=small_layers(), double_buffering=st.booleans(), in_buffer=st.booleans())
+def test_closed_form_matches_simulation_for_every_order(
+    data: st.DataObject, layer: Layer, double_buffering: bool, in_buffer: bool
+):
+    """Every order with every operand innermost, and with levels drawn at random."""
     tiling = data.draw(tilings(layer))
-    fp = footprint(layer, tiling, double_buffering)
+    level = st.integers(0, 4)
     for order in ORDERS:
-        simulated, largest = simulate(layer, Mapping(tiling, order), double_buffering)
-        assert traffic(layer, Mapping(tiling, order)) == simulated, order
-        assert fp == largest, order
+        for levels in (Levels(), Levels(data.draw(level), data.draw(level), data.draw(level))):
+            mapping = Mapping(tiling, order, levels)
+            simulated, largest = simulate(layer, mapping, double_buffering, in_buffer)
+            assert traffic(layer, mapping) == simulated, mapping
+            assert footprint(layer, mapping, double_buffering, in_buffer) == largest, mapping
 
 
 def test_needed_inputs_counts_rows_with_halo_gaps_and_padding():
@@ -81,7 +86,7 @@ def test_edge_tiles_and_halo_are_exact():
     layer = _conv(m=1, n=1, r=5, c=5, h=5, w=5, kh=3, kw=3, ph=1, pw=1)
     t = traffic(layer, Mapping(Tiling(1, 1, 2, 5), "mnrc"))
     assert t.input_read == 9 * 5 * 8
-    assert footprint(layer, Tiling(1, 1, 2, 5), False)[Operand.INPUT] == 4 * 5 * 8
+    assert footprint(layer, Mapping(Tiling(1, 1, 2, 5), "mnrc"), False)[Operand.INPUT] == 4 * 5 * 8
 
 
 def test_depthwise_has_no_reduction_across_channels():
