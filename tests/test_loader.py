@@ -658,3 +658,15 @@ def test_every_suite_entry_loads():
         )
         assert entry.name == f"{entry.name.split('@')[0]}@{acc.name}", entry.name
         assert net.layers
+
+
+def test_accumulators_and_levels(tmp_path):
+    from dse_milp.accelerator import Accumulators
+
+    plain = load_accelerator(write(tmp_path, ACCELERATOR, "plain.yaml"))
+    assert plain.accumulators is Accumulators.ARRAY and plain.operand_levels
+    spec = ACCELERATOR | {"accumulators": "buffer", "levels": "innermost"}
+    acc = load_accelerator(write(tmp_path, spec, "acc.yaml"))
+    assert acc.accumulators is Accumulators.BUFFER and not acc.operand_levels
+    _, problems = accelerator_problems(tmp_path, ACCELERATOR | {"levels": "some"})
+    assert len(problems) == 1 and "levels" in problems[0] and "'some'" in problems[0], problems
