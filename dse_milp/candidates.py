@@ -139,27 +139,12 @@ def split_front(traffic: np.ndarray, banks: np.ndarray, size: np.ndarray, *ties:
 
     Of the points with the same banks only the least traffic (then least size, then
     ``ties``, then position) can matter. It is kept if every point using no more
-    banks of any buffer, and fewer of one, moves more traffic: a prefix minimum over
-    the dense grid of bank counts finds those.
+    banks of any buffer, and fewer of one, moves more traffic (``contenders``).
     """
-    dims = tuple(banks.max(axis=0) + 1)
-    cell = np.ravel_multi_index(tuple(banks.T), dims)
-    least = np.full(int(np.prod(dims)), np.inf)
-    np.minimum.at(least, cell, traffic)
-    tied = np.flatnonzero(traffic == least[cell])
-    order = tied[np.lexsort((tied, *(t[tied] for t in reversed(ties)), size[tied], cell[tied]))]
-    best = order[np.concatenate([[True], cell[order][1:] != cell[order][:-1]])]
-    grid = least.reshape(dims)
-    prefix = grid
-    for axis in range(3):
-        prefix = np.minimum.accumulate(prefix, axis=axis)
-    below = np.full(len(best), np.inf)  # the least traffic on strictly fewer banks
-    for axis in range(3):
-        at = banks[best].copy()
-        at[:, axis] -= 1
-        inside = at[:, axis] >= 0
-        below[inside] = np.minimum(below[inside], prefix[tuple(at[inside].T)])
-    kept = best[traffic[best] < below]
+    equal = contenders(traffic, size, banks)
+    cell = np.ravel_multi_index(tuple(banks[equal].T), tuple(banks.max(axis=0) + 1))
+    equal, cell = (x[np.lexsort((equal, *(t[equal] for t in reversed(ties)), cell))] for x in (equal, cell))
+    kept = equal[np.concatenate([[True], cell[1:] != cell[:-1]])] if len(equal) else equal
     return kept[np.lexsort((kept, size[kept]))]
 
 
@@ -167,7 +152,10 @@ def contenders(traffic: np.ndarray, size: np.ndarray, banks: np.ndarray | None =
     """Indices of the points that ``traffic_front`` (or, given ``banks``, ``split_front``) keeps
     under some tie-break: equal in (traffic, size), or in (traffic, banks, size), to a kept one.
 
-    Choosing among them with the ties costs only these, not every point.
+    With banks: a point has the least traffic of its bank counts (then the least size), and
+    every point using no more banks of any buffer, and fewer of one, moves more traffic: a
+    prefix minimum over the dense grid of bank counts finds those. Choosing among the
+    contenders with the ties costs only these, not every point.
     """
     if not len(traffic):
         return np.flatnonzero(traffic)
@@ -203,31 +191,9 @@ def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *t
     by index, is kept.
     """
     index = np.flatnonzero(allowed)
-    index = index[np.lexsort((traffic[index], size[index]))]
-    best_before = np.minimum.accumulate(np.concatenate([[np.iinfo(np.int64).max], traffic[index]]))[:-1]
-    front = index[traffic[index] < best_before]  # one point per kept (size, traffic), sizes increasing
-    if not ties or not len(front):
-        return front
-    # every point equal to a kept one in both, the first by the ties
-    at = np.minimum(np.searchsorted(size[front], size[index]), len(front) - 1)
-    equal = index[(size[front][at] == size[index]) & (traffic[front][at] == traffic[index])]
+    equal = index[contenders(traffic[index], size[index])]
     equal = equal[np.lexsort((equal, *(t[equal] for t in reversed(ties)), size[equal]))]
-    return equal[np.concatenate([[True], size[equal][1:] != size[equal][:-1]])]
-
-
-def _footprint_parts(
-    layer: Layer, tile: dict[str, np.ndarray], largest: dict[str, np.ndarray], trips_n: np.ndarray, copies: int
-) -> tuple:
-    """Bits of buffer per operand (``OPERANDS``) with every operand innermost, for arrays
-    that broadcast together."""
-    bits = layer.precision
-    out_width = np.where(trips_n > 1, bits.psum, bits.output)
-    weight = layer.kh * layer.kw * bits.weight if layer.has_weights else 0
-    return (
-        copies * tile["n"] * largest["r"] * largest["c"] * bits.input * layer.input_tensors,
-        copies * tile["m"] * tile["n"] * weight,
-        copies * (tile["m"] * out_width) * (tile["r"] * tile["c"]),
-    )
+    return equal[np.concatenate([[True], size[equal][1:] != size[equal][:-1]])] if len(equal) else equal
 
 
 def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
@@ -236,20 +202,17 @@ def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     Without ``accelerator.operand_levels`` every operand stays innermost (one tile each).
     Layers of the same shape (repeated blocks) share one generation.
     """
-    shape = replace(layer, name="", inputs=("",) * len(layer.inputs), weight_from=None)
-    return replace(_generate(shape, accelerator), layer=layer)
+    return replace(_generate(_shape_of(layer), accelerator), layer=layer)
 
 
-def _option_values(options: dict[str, LoopOptions], field: str, pick: tuple | None = None) -> dict[str, np.ndarray]:
-    """One field of every loop's options: shaped to broadcast over the (m, n, r, c) grid, or,
-    with ``pick``, at the grid points it lists."""
-    out = {}
-    for axis, d in enumerate("mnrc"):
-        column = getattr(options[d], field).astype(np.int64)
-        shape = [1, 1, 1, 1]
-        shape[axis] = -1
-        out[d] = column.reshape(shape) if pick is None else column[pick[axis]]
-    return out
+def _shape_of(layer: Layer) -> Layer:
+    """``layer`` without its names, so that layers of the same shape share cached work."""
+    return replace(layer, name="", inputs=("",) * len(layer.inputs), weight_from=None)
+
+
+def _patterns_for(layer: Layer, accelerator: Accelerator) -> tuple[Pattern, ...]:
+    """The patterns ``layer`` needs: its loops of extent 1 are left out of every set."""
+    return patterns(accelerator.operand_levels, "".join(d for d, extent in layer.dims.items() if extent == 1))
 
 
 def _fits_grid(per_operand: tuple, accelerator: Accelerator) -> np.ndarray:
@@ -333,12 +296,15 @@ def _matters(pattern: Pattern) -> set[str]:
     return set("".join(pattern.refetch)) | ({"r", "c"} - set(pattern.full[0]))
 
 
+_OPTION_FIELDS = ("tile", "trips", "reads", "largest")
+"""The fields of ``LoopOptions`` that the patterns' traffic and footprint read."""
+
+
 def _grid(options: dict[str, LoopOptions], pick: list[np.ndarray]) -> tuple[dict, dict, tuple[int, ...]]:
     """The options at the indices ``pick`` (one array per loop): as columns, shaped to broadcast
     over the (m, n, r, c) grid, and the grid's shape."""
-    fields = ("tile", "trips", "reads", "largest")
     columns = {f: {d: getattr(options[d], f).astype(np.int64)[p] for d, p in zip("mnrc", pick, strict=True)}
-               for f in fields}  # fmt: skip
+               for f in _OPTION_FIELDS}  # fmt: skip
     grid = {f: {d: c.reshape([-1 if i == a else 1 for i in range(4)]) for a, (d, c) in enumerate(col.items())}
             for f, col in columns.items()}  # fmt: skip
     return columns, grid, tuple(len(p) for p in pick)
@@ -346,12 +312,10 @@ def _grid(options: dict[str, LoopOptions], pick: list[np.ndarray]) -> tuple[dict
 
 def _fits(footprint: tuple, accelerator: Accelerator, shape: tuple[int, ...]) -> np.ndarray:
     """Which points of a grid fit every buffer (and, under a free split, the banks)."""
-    fits = np.ones(shape, dtype=bool)
-    for buffer in accelerator.buffers:
-        fits &= sum(footprint[OPERANDS.index(op)] for op in buffer.operands) <= 8 * buffer.capacity_bytes
+    fits = np.broadcast_to(_fits_grid(footprint, accelerator), shape)
     split = accelerator.split
     if split is not None:
-        fits &= sum(-(-part // (8 * split.bank_bytes)) for part in footprint) <= split.banks
+        fits = fits & (sum(-(-part // (8 * split.bank_bytes)) for part in footprint) <= split.banks)
     return fits
 
 
@@ -360,8 +324,7 @@ _FEWEST_KEPT = 16
 
 
 def fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping | None:
-    shape = replace(layer, name="", inputs=("",) * len(layer.inputs), weight_from=None)
-    return _fewest_tiles(shape, accelerator, bits)
+    return _fewest_tiles(_shape_of(layer), accelerator, bits)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -375,7 +338,7 @@ def _fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping 
     cannot be ``bits`` are skipped before their whole grid is evaluated.
     """
     options = loop_options(layer)
-    shapes = patterns(accelerator.operand_levels, "".join(d for d, extent in layer.dims.items() if extent == 1))
+    shapes = _patterns_for(layer, accelerator)
     found: list[tuple[int, ...]] = []
     for index, pattern in enumerate(shapes):
         # the traffic depends only on the loops that matter: find those tiles that give ``bits``
@@ -388,7 +351,7 @@ def _fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping 
         # then every tile of the other loops, at each of those: axis 0 the hit, axes 1-4 the loops
         coords = np.unravel_index(hits, shape)
         values: dict[str, dict[str, np.ndarray]] = {}
-        for field in ("tile", "trips", "reads", "largest"):
+        for field in _OPTION_FIELDS:
             values[field] = {}
             for a, d in enumerate("mnrc"):
                 column = getattr(options[d], field).astype(np.int64)
@@ -446,7 +409,7 @@ def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Patte
     size = np.broadcast_to(sum(footprint), shape).ravel()[at]
     banks = None
     if split is not None:
-        banks = np.stack([np.broadcast_to(-(-f // (8 * split.bank_bytes)), shape).ravel()[at] for f in footprint], 1)
+        banks = bank_counts(np.stack([np.broadcast_to(f, shape).ravel()[at] for f in footprint], 1), split)
     if so_far is not None and len(so_far) and banks is None:  # drop what the front so far beats
         front_size, front_traffic = so_far.footprint.sum(axis=1), so_far.traffic.sum(axis=1)
         j = np.searchsorted(front_size, size, side="right") - 1
@@ -486,15 +449,14 @@ def _front(points: _Points, accelerator: Accelerator) -> _Points:
 @functools.lru_cache(maxsize=1024)
 def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
     options = loop_options(layer)
-    shapes = patterns(accelerator.operand_levels, "".join(d for d, extent in layer.dims.items() if extent == 1))
+    shapes = _patterns_for(layer, accelerator)
     kept: _Points | None = None
     for i, pattern in enumerate(shapes):
         found = _pattern_front(layer, options, pattern, i, accelerator, kept)
         kept = found if kept is None else _front(_Points.concatenate([kept, found]), accelerator)
     assert kept is not None
     # the mapping of least footprint, fitting or not: every operand innermost, every tile 1
-    fields = ("tile", "trips", "reads", "largest")
-    ones = {f: {d: getattr(options[d], f)[:1].astype(np.int64) for d in "mnrc"} for f in fields}
+    ones, _, _ = _grid(options, [np.array([0])] * 4)
     smallest = np.array([np.broadcast_to(f, 1)[0] for f in _evaluate(layer, shapes[0], accelerator, ones)[1]])
     return Candidates(
         layer=layer,
@@ -516,8 +478,8 @@ def least_traffic_for_order(layer: Layer, accelerator: Accelerator, order: str) 
     with loops of one trip left out.
     """
     options = loop_options(layer)
-    shape = [len(options[d].tile) for d in "mnrc"]
-    trips = _option_values(options, "trips")
+    _, grid, shape = _grid(options, [np.arange(len(options[d].tile)) for d in "mnrc"])
+    trips = grid["trips"]
 
     def refetch(relevant: str) -> np.ndarray:
         inner = -np.ones(shape, dtype=np.int64)  # position of the innermost relevant loop with trips
@@ -530,16 +492,14 @@ def least_traffic_for_order(layer: Layer, accelerator: Accelerator, order: str) 
         return factor
 
     bits = layer.precision
-    reads = _option_values(options, "reads")
+    reads = grid["reads"]
     inputs = layer.groups * layer.ng * reads["r"] * reads["c"] * bits.input * layer.input_tensors
     visits = refetch("mrc")
     total = (
         inputs * refetch("nrc") + layer.weight_elements * bits.weight * refetch("mn")
         + layer.output_elements * bits.output + 2 * (visits - 1) * layer.output_elements * bits.psum
     )  # fmt: skip
-    copies = 2 if accelerator.double_buffering else 1
-    tile, largest = _option_values(options, "tile"), _option_values(options, "largest")
-    parts = _footprint_parts(layer, tile, largest, trips["n"], copies)
+    parts = _evaluate(layer, patterns(per_operand=False)[0], accelerator, grid)[1]  # every operand innermost
     fits = np.broadcast_to(_fits_grid(parts, accelerator), shape)
     if accelerator.split is not None:
         fits = fits & (sum(parts) <= 8 * accelerator.split.total_bytes)

@@ -220,8 +220,3 @@ def footprint(
         Operand.WEIGHT: copies * weights,
         Operand.OUTPUT: copies * o["m"] * o["r"] * o["c"] * (bits.psum if wide else bits.output),
     }
-
-
-def tiles(layer: Layer, tiling: Tiling) -> int:
-    """How many compute tiles the nest runs (over every group)."""
-    return layer.groups * math.prod(trip_counts(layer, tiling).values())

@@ -9,14 +9,9 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective, cost
-from dse_milp.traffic import LOOPS, ORDERS, RELEVANT, Mapping, Tiling, footprint, halo_stats
+from dse_milp.traffic import LOOPS, ORDERS, RELEVANT, Tiling, halo_stats
 from dse_milp.workload import Layer, Network, Operand
 from tests.layers import every_tiling
-
-
-def fits(layer: Layer, accelerator: Accelerator, mapping: Mapping) -> bool:
-    tiles = footprint(layer, mapping, accelerator.double_buffering, accelerator.accumulate_in_buffer)
-    return all(sum(tiles[op] for op in b.operands) <= 8 * b.capacity_bytes for b in accelerator.buffers)
 
 
 class EveryMapping(NamedTuple):

@@ -6,8 +6,27 @@ import random
 
 from hypothesis import strategies as st
 
+from dse_milp.accelerator import Accelerator, Accumulators, Energy, separate_buffers, unified_buffer
 from dse_milp.traffic import Tiling
 from dse_milp.workload import Layer, LayerKind, Precision
+
+ENERGY = Energy(dram_byte=20.0, sram_byte=0.6, mac=0.2)
+
+
+def small_accelerator(
+    capacity: int,
+    double_buffering: bool = False,
+    separate: bool = False,
+    operand_levels: bool = True,
+    in_buffer: bool = False,
+) -> Accelerator:
+    """A test accelerator: one unified buffer of ``capacity`` bytes, or three separate ones;
+    accumulators in the buffer with ``in_buffer``."""
+    buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
+    accumulators = Accumulators.BUFFER if in_buffer else Accumulators.ARRAY
+    return Accelerator("test", buffers, double_buffering, dram_bandwidth=4.0, clock_mhz=100.0, macs=8, energy=ENERGY,
+                       accumulators=accumulators, operand_levels=operand_levels)  # fmt: skip
+
 
 TINY_NETWORK: dict = {
     "name": "tiny",

@@ -6,22 +6,12 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
+from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import STATIONARY_ORDERS, TRAFFIC_FIELDS, channel_options, generate
 from dse_milp.traffic import ORDERS, Mapping, footprint, traffic
 from dse_milp.workload import Layer, LayerKind
 from tests.brute_force import best_layer_cost
-from tests.layers import every_tiling, small_layers, tilings
-
-ENERGY = Energy(dram_byte=20.0, sram_byte=0.6, mac=0.2)
-
-
-def accelerator(
-    capacity: int, double_buffering: bool = False, separate: bool = False, operand_levels: bool = True
-) -> Accelerator:
-    buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
-    return Accelerator("test", buffers, double_buffering, dram_bandwidth=4.0, clock_mhz=100.0, macs=8, energy=ENERGY,
-                       operand_levels=operand_levels)  # fmt: skip
+from tests.layers import ENERGY, every_tiling, small_accelerator, small_layers, tilings
 
 
 @settings(max_examples=150, deadline=None)
@@ -36,7 +26,7 @@ def test_least_traffic_candidate_equals_brute_force(
     layer: Layer, capacity: int, double_buffering: bool, separate: bool, operand_levels: bool
 ):
     """Every tiling x every order x (with operand levels) every level of each operand."""
-    acc = accelerator(capacity, double_buffering, separate, operand_levels)
+    acc = small_accelerator(capacity, double_buffering, separate, operand_levels)
     cands = generate(layer, acc)
     best = best_layer_cost(layer, acc)
     if best is None:
@@ -56,7 +46,7 @@ def test_least_traffic_candidate_equals_brute_force(
 def test_every_candidate_is_exact_fits_and_is_not_dominated(
     layer: Layer, capacity: int, double_buffering: bool, separate: bool, operand_levels: bool
 ):
-    acc = accelerator(capacity, double_buffering, separate, operand_levels)
+    acc = small_accelerator(capacity, double_buffering, separate, operand_levels)
     cands = generate(layer, acc)
     for k in range(len(cands)):
         mapping = cands.mapping(k)
@@ -84,7 +74,7 @@ def test_three_stationary_orders_reach_the_least_traffic_of_all_24(data: st.Data
 def test_candidates_do_not_depend_on_capacity_beyond_the_filter():
     """A larger buffer keeps every candidate of a smaller one (the front is cut, not changed)."""
     layer = Layer("x", LayerKind.CONV2D, ("input",), m=8, n=6, r=6, c=6, h=8, w=8, kh=3, kw=3)
-    small, large = generate(layer, accelerator(300)), generate(layer, accelerator(3000))
+    small, large = generate(layer, small_accelerator(300)), generate(layer, small_accelerator(3000))
     assert len(small) < len(large)
     assert set(map(tuple, small.tiles)) <= set(map(tuple, large.tiles))
 
@@ -109,7 +99,7 @@ def test_every_tiling_helper_is_complete():
 def test_least_traffic_for_a_fixed_order_equals_brute_force(layer: Layer, capacity: int, order: str):
     from dse_milp.candidates import least_traffic_for_order
 
-    acc = accelerator(capacity)
+    acc = small_accelerator(capacity)
     fitting = [
         traffic(layer, Mapping(t, order)).total
         for t in every_tiling(layer)

@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import replace
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dse_milp.accelerator import Accelerator, Accumulators, Energy, free_split, separate_buffers, unified_buffer
+from dse_milp.accelerator import Accelerator, free_split
 from dse_milp.candidates import TRAFFIC_FIELDS, fewest_tiles, generate
 from dse_milp.levels import patterns, summary
 from dse_milp.simulate import simulate
 from dse_milp.traffic import LOOPS, ORDERS, Levels, Mapping, Tiling, footprint, traffic
 from dse_milp.workload import Layer, LayerKind, Operand, Precision
 from tests.brute_force import every_mapping
-from tests.layers import small_layers, tilings
+from tests.layers import ENERGY, small_accelerator, small_layers, tilings
 
-ENERGY = Energy(dram_byte=20.0, sram_byte=0.6, mac=0.2)
 EVERY_LEVELS = [Levels(*x) for x in itertools.product(range(len(LOOPS) + 1), repeat=3)]
-
-
-def accelerator(capacity: int, double_buffering: bool, separate: bool, in_buffer: bool) -> Accelerator:
-    buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
-    accumulators = Accumulators.BUFFER if in_buffer else Accumulators.ARRAY
-    return Accelerator("t", buffers, double_buffering, 4.0, 100.0, 8, ENERGY, accumulators=accumulators)
 
 
 @settings(max_examples=60, deadline=None)
@@ -52,7 +44,7 @@ def test_each_operand_depends_only_on_its_own_level(data: st.DataObject, layer: 
 def test_brute_force_evaluates_the_scalar_closed_form(
     data: st.DataObject, layer: Layer, double_buffering: bool, in_buffer: bool
 ):
-    acc = accelerator(10**6, double_buffering, False, in_buffer)
+    acc = small_accelerator(10**6, double_buffering, in_buffer=in_buffer)
     tilings_, total, _, _ = every_mapping(layer, acc)
     for _ in range(20):
         t = data.draw(st.integers(0, len(tilings_) - 1))
@@ -74,7 +66,7 @@ def test_least_traffic_equals_every_order_level_and_tiling(
 ):
     """The 51 patterns lose nothing: the least-traffic candidate that fits equals the least over
     every tiling x 24 orders x 125 level assignments that fits."""
-    acc = accelerator(capacity, double_buffering, separate, in_buffer)
+    acc = small_accelerator(capacity, double_buffering, separate, in_buffer=in_buffer)
     _, total, fit, _ = every_mapping(layer, acc)
     cands = generate(layer, acc)
     if not fit.any():
@@ -88,7 +80,7 @@ def test_least_traffic_equals_every_order_level_and_tiling(
 def test_the_front_equals_brute_force_at_every_capacity(layer: Layer, double_buffering: bool, in_buffer: bool):
     """Each candidate's (traffic, footprint) is on the brute-force front of every mapping, and
     every point of that front has a candidate: the whole trade-off curve, not only its end."""
-    acc = accelerator(10**6, double_buffering, False, in_buffer)
+    acc = small_accelerator(10**6, double_buffering, in_buffer=in_buffer)
     _, total, _, held = every_mapping(layer, acc)
     size = np.broadcast_to(sum(held.values()), total.shape)
     points = sorted(set(zip(size.ravel().tolist(), total.ravel().tolist(), strict=True)))
@@ -118,7 +110,8 @@ def test_least_traffic_under_a_free_split_equals_brute_force(layer: Layer, banks
 @settings(max_examples=60, deadline=None)
 @given(data=st.data(), layer=small_layers())
 def test_every_candidate_mapping_is_exact_under_simulation(data: st.DataObject, layer: Layer):
-    acc = accelerator(data.draw(st.integers(8, 400)), data.draw(st.booleans()), False, data.draw(st.booleans()))
+    capacity, double_buffering = data.draw(st.integers(8, 400)), data.draw(st.booleans())
+    acc = small_accelerator(capacity, double_buffering, in_buffer=data.draw(st.booleans()))
     cands = generate(layer, acc)
     for k in range(len(cands)):
         mapping = cands.mapping(k)
@@ -144,10 +137,9 @@ def test_a_depthwise_layer_in_4_kib_reaches_the_compulsory_traffic():
     small blocks reads every input once."""
     layer = Layer("dw", LayerKind.CONV2D, ("input",), m=8, n=8, r=56, c=56, h=56, w=56, kh=3, kw=3, ph=1,
                   pw=1, groups=8, precision=Precision(8, 8, 8, 32))  # fmt: skip
-    acc = Accelerator("npu", unified_buffer(4096), False, 4.0, 100.0, 8, ENERGY)
+    acc = small_accelerator(4096)
     compulsory = (8 * 56 * 56 * 2 + 8 * 9) * 8
-    innermost = generate(layer, Accelerator("npu", unified_buffer(4096), False, 4.0, 100.0, 8, ENERGY,
-                                            operand_levels=False))  # fmt: skip
+    innermost = generate(layer, small_accelerator(4096, operand_levels=False))
     assert innermost.total_bits.min() > compulsory
     cands = generate(layer, acc)
     best = cands.mapping(int(np.argmin(cands.total_bits)))
@@ -185,8 +177,7 @@ def test_ties_go_to_the_fewest_tiles(
 ):
     """Of every mapping that fits and moves the least traffic, ``fewest_tiles`` finds one with
     the fewest tiles (brute force over every tiling, order and level), and it is exact."""
-    acc = accelerator(capacity, double_buffering, separate, False)
-    acc = replace(acc, operand_levels=operand_levels)
+    acc = small_accelerator(capacity, double_buffering, separate, operand_levels)
     tilings_, total, fit, _ = every_mapping(layer, acc)
     if not fit.any():
         return
