@@ -531,8 +531,14 @@ class _Console(Console):
 
 
 def main(argv: list[str] | None = None) -> int:
-    code = _main(argv)
-    if argv is None and threading.current_thread() is threading.main_thread() and ever_interrupted():
+    ends = argv is None and threading.current_thread() is threading.main_thread()  # the process ends after
+    try:
+        code = _main(argv)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one's outcome is reported
+        if not (ends and ever_interrupted()):
+            raise
+        code = EXIT_INTERRUPTED
+    if ends and ever_interrupted():
         # after a Ctrl-C, end now: a second one during the interpreter's shutdown (which resets
         # the handlers) would kill the process with SIGINT instead of exit code 130
         with contextlib.suppress(OSError):
@@ -557,8 +563,7 @@ def _main(argv: list[str] | None) -> int:
     errors = Console(stderr=True, soft_wrap=True, **plain)  # type: ignore[arg-type]
     commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench, "compress": run_compress}
     # compress keeps Ctrl-C's usual meaning (stop now; its log keeps every finished iteration)
-    ends = argv is None and threading.current_thread() is threading.main_thread()
-    stops = contextlib.nullcontext() if args.command == "compress" else sigint_requests_stop(process_ends=ends)
+    stops = contextlib.nullcontext() if args.command == "compress" else sigint_requests_stop()
     try:
         with stops:
             return commands[args.command](args, console)

@@ -11,7 +11,6 @@ does not want to wait for the step in progress to return.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
@@ -42,14 +41,10 @@ def interrupted() -> bool:
 
 
 @contextmanager
-def sigint_requests_stop(process_ends: bool = False) -> Iterator[None]:
+def sigint_requests_stop() -> Iterator[None]:
     """Within: the first SIGINT asks the run to stop with what it has; the second raises
     KeyboardInterrupt. Outside the main thread this does nothing (signals go to the main thread),
-    and so it does where SIGINT is ignored (a shell's background job).
-
-    ``process_ends``: the process ends after this (the command line). If the first SIGINT
-    came, a second one after the context, while the error is reported, ends it at once with
-    exit code 130, rather than the previous handler's KeyboardInterrupt."""
+    and so it does where SIGINT is ignored (a shell's background job)."""
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         yield
         return
@@ -64,10 +59,7 @@ def sigint_requests_stop(process_ends: bool = False) -> Iterator[None]:
     try:
         yield
     finally:
-        if process_ends and _requested.is_set():
-            signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))  # an interrupted run's exit code
-        else:
-            signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous)
         _requested.clear()
 
 
