@@ -13,7 +13,9 @@ stays innermost). For each pattern the grid of tilings is evaluated at once
 with numpy; a loop whose trip count the pattern's traffic ignores only needs
 its smallest tile (least footprint) and its whole extent (fewest tiles, and
 for the reduction loop, outputs at their own width). The layer keeps the
-mappings that fit the buffers and are not dominated in (traffic, footprint).
+mappings that fit the buffers and are not dominated in (traffic, footprint), or,
+when a double-buffered latency counts, in (rank of the costs, footprint): the
+exposed bits grow with every tile, so every reduction above still holds.
 
 Ties are broken in a stated order: fewer tiles, then the pattern order
 (``dse_milp.levels.patterns``: the innermost levels first), then the smallest
@@ -24,13 +26,16 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from dse_milp.accelerator import Accelerator, Split
+from dse_milp.cost import Objective, objective_rank, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.levels import OPERANDS, STATIONARY_ORDERS, Pattern, patterns
-from dse_milp.traffic import Levels, Mapping, Tiling, halo_stats
+from dse_milp.traffic import Levels, Mapping, Tiling, halo_stats, needed_inputs
+from dse_milp.traffic import exposed as exact_exposed
 from dse_milp.traffic import traffic as exact_traffic
 from dse_milp.workload import Layer
 
@@ -49,6 +54,8 @@ class LoopOptions:
     """Input rows (or columns, or channels) read over all tiles of this loop."""
     largest: np.ndarray
     """Input rows (or columns, or channels) of the largest tile."""
+    first: np.ndarray
+    """Input rows (or columns, or channels) of the first tile: it grows with the tile."""
 
 
 def non_dominated(points: np.ndarray) -> np.ndarray:
@@ -70,7 +77,7 @@ def channel_options(extent: int) -> LoopOptions:
     """The smallest tile for each distinct trip count."""
     tile = np.unique(-(-extent // np.arange(1, extent + 1)))
     trips = -(-extent // tile)
-    return LoopOptions(tile, trips, np.full(len(tile), extent), tile)
+    return LoopOptions(tile, trips, np.full(len(tile), extent), tile, tile)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,7 +87,8 @@ def spatial_options(extent: int, kernel: int, stride: int, pad: int, size: int) 
     trips = -(-extent // tile)
     stats = np.array([halo_stats(extent, int(t), kernel, stride, pad, size) for t in tile])
     keep = non_dominated(np.column_stack([trips, stats, tile]))
-    return LoopOptions(tile[keep], trips[keep], stats[keep, 0], stats[keep, 1])
+    first = np.array([needed_inputs(0, int(t), stride, kernel, pad, size) for t in tile[keep]])
+    return LoopOptions(tile[keep], trips[keep], stats[keep, 0], stats[keep, 1], first)
 
 
 def loop_options(layer: Layer) -> dict[str, LoopOptions]:
@@ -106,6 +114,8 @@ class Candidates:
     """(k, 5) bits moved off chip, by ``TRAFFIC_FIELDS``."""
     footprint: np.ndarray
     """(k, 3) bits of buffer per operand (``OPERANDS``), doubled when double-buffered."""
+    exposed: np.ndarray
+    """(k,) bits a double-buffered run cannot overlap with compute (``traffic.exposed``)."""
     smallest_footprint: np.ndarray
     """(3,) per operand: the mapping of least total footprint, fitting or not."""
 
@@ -196,13 +206,25 @@ def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *t
     return equal[np.concatenate([[True], size[equal][1:] != size[equal][:-1]])] if len(equal) else equal
 
 
-def generate(layer: Layer, accelerator: Accelerator) -> Candidates:
-    """Every mapping of ``layer`` that fits the buffers and is not dominated in (traffic, footprint).
+def generate(layer: Layer, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,)) -> Candidates:
+    """Every mapping of ``layer`` that fits the buffers and is not dominated in (traffic, footprint),
+    or, where the costs depend on more than the traffic (``ranked_by_objectives``), in
+    (costs under ``objectives`` then traffic, footprint).
 
     Without ``accelerator.operand_levels`` every operand stays innermost (one tile each).
     Layers of the same shape (repeated blocks) share one generation.
     """
-    return replace(_generate(_shape_of(layer), accelerator), layer=layer)
+    ranking = tuple(objectives) if ranked_by_objectives(objectives, accelerator) else None
+    return replace(_generate(_shape_of(layer), accelerator, ranking), layer=layer)
+
+
+def _scores(layer: Layer, accelerator: Accelerator, ranking: tuple[Objective, ...] | None,
+            total: np.ndarray, exposed: np.ndarray) -> np.ndarray:  # fmt: skip
+    """What the fronts minimise: the traffic, or with a ``ranking``, the rank of the costs."""
+    if ranking is None:
+        return total
+    operand_bytes = layer.macs * operand_bytes_per_mac(layer)
+    return objective_rank(ranking, accelerator, total, layer.macs, operand_bytes, exposed)
 
 
 def _shape_of(layer: Layer) -> Layer:
@@ -236,6 +258,8 @@ class _Points:
     """(k, 4) tile sizes."""
     count: np.ndarray
     """Compute tiles of one group: the product of the trip counts."""
+    exposed: np.ndarray
+    """Bits a double-buffered run cannot overlap with compute."""
 
     def __getitem__(self, index: np.ndarray) -> _Points:
         return _Points(*(getattr(self, f)[index] for f in self.__dataclass_fields__))
@@ -249,8 +273,9 @@ class _Points:
 
 
 def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[str, dict[str, np.ndarray]]) -> tuple:
-    """(traffic by ``TRAFFIC_FIELDS``, footprint by ``OPERANDS``, compute tiles) under ``pattern``
-    of the tilings whose per-loop option values ``v[field][loop]`` broadcast together."""
+    """(traffic by ``TRAFFIC_FIELDS``, footprint by ``OPERANDS``, compute tiles, exposed bits)
+    under ``pattern`` of the tilings whose per-loop option values ``v[field][loop]`` broadcast
+    together."""
     full_i, full_w, full_o = pattern.full
     refetch_i, refetch_w, refetch_o = pattern.refetch
     tile, trips, bits = v["tile"], v["trips"], layer.precision
@@ -270,6 +295,7 @@ def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[
     }
     reads = {d: whole[d] if d in full_i else v["reads"][d] for d in "rc"}
     largest = {d: whole[d] if d in full_i else v["largest"][d] for d in "rc"}
+    first = {d: whole[d] if d in full_i else v["first"][d] for d in "rc"}
     visits = product(refetch_o)
     psums = (visits - 1) * (layer.output_elements * bits.psum)
     traffic = (
@@ -282,12 +308,16 @@ def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[
     copies = 2 if accelerator.double_buffering else 1
     out_width = bits.psum if accelerator.accumulate_in_buffer else np.where(trips["n"] > 1, bits.psum, bits.output)
     weight = layer.kh * layer.kw * bits.weight if layer.has_weights else 0
+    input_block = (bits.input * layer.input_tensors) * extent(full_i, "n")
+    weight_block = weight * extent(full_w, "m") * extent(full_w, "n")
+    output_block = extent(full_o, "m") * extent(full_o, "r") * extent(full_o, "c")
     footprint = (
-        (copies * bits.input * layer.input_tensors) * extent(full_i, "n") * largest["r"] * largest["c"],
-        (copies * weight) * extent(full_w, "m") * extent(full_w, "n"),
-        copies * extent(full_o, "m") * extent(full_o, "r") * extent(full_o, "c") * out_width,
+        copies * input_block * largest["r"] * largest["c"],
+        copies * weight_block,
+        copies * output_block * out_width,
     )
-    return traffic, footprint, product("mnrc")
+    exposed = input_block * first["r"] * first["c"] + weight_block + output_block * bits.output
+    return traffic, footprint, product("mnrc"), exposed
 
 
 def _matters(pattern: Pattern) -> set[str]:
@@ -296,7 +326,7 @@ def _matters(pattern: Pattern) -> set[str]:
     return set("".join(pattern.refetch)) | ({"r", "c"} - set(pattern.full[0]))
 
 
-_OPTION_FIELDS = ("tile", "trips", "reads", "largest")
+_OPTION_FIELDS = ("tile", "trips", "reads", "largest", "first")
 """The fields of ``LoopOptions`` that the patterns' traffic and footprint read."""
 
 
@@ -323,14 +353,17 @@ _FEWEST_KEPT = 16
 """Mappings per pattern that ``fewest_tiles`` keeps, best first, to check exactly."""
 
 
-def fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping | None:
-    return _fewest_tiles(_shape_of(layer), accelerator, bits)
+def fewest_tiles(
+    layer: Layer, accelerator: Accelerator, bits: int, exposed_at_most: int | None = None
+) -> Mapping | None:
+    return _fewest_tiles(_shape_of(layer), accelerator, bits, exposed_at_most)
 
 
 @functools.lru_cache(maxsize=1024)
-def _fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping | None:
-    """Of the mappings of ``layer`` that fit and move exactly ``bits``, the one with the fewest
-    tiles, then the first pattern, then the smallest tiles; None if there is none.
+def _fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int, exposed_at_most: int | None) -> Mapping | None:
+    """Of the mappings of ``layer`` that fit, move exactly ``bits`` and expose at most
+    ``exposed_at_most`` bits (when given), the one with the fewest tiles, then the first
+    pattern, then the smallest tiles; None if there is none.
 
     The candidates keep the smallest footprint of each traffic (what a program needs), which
     often means tiles of one element; once a solution has fixed each unit's traffic and the
@@ -362,9 +395,12 @@ def _fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping 
                 else:
                     at[1 + a] = -1
                     values[field][d] = column.reshape(at)
-        traffic, footprint, _ = _evaluate(layer, pattern, accelerator, values)
+        traffic, footprint, _, exposed = _evaluate(layer, pattern, accelerator, values)
         wide = np.broadcast_shapes(*(np.shape(v) for field in values.values() for v in field.values()))
-        ok = np.flatnonzero(np.broadcast_to(_fits(footprint, accelerator, wide) & (sum(traffic) == bits), wide))
+        ok = _fits(footprint, accelerator, wide) & (sum(traffic) == bits)
+        if exposed_at_most is not None:
+            ok = ok & (exposed <= exposed_at_most)
+        ok = np.flatnonzero(np.broadcast_to(ok, wide))
         where = np.unravel_index(ok, wide)
         axis = {d: 0 if d in matters else 1 + a for a, d in enumerate("mnrc")}
         tiles = [values["tile"][d].ravel()[where[axis[d]]] for d in "mnrc"]
@@ -382,46 +418,54 @@ def _fewest_tiles(layer: Layer, accelerator: Accelerator, bits: int) -> Mapping 
             *(4 if all(trips[d] == 1 for d in pattern.order[level:]) else level for level in pattern.levels)
         )
         mapping = Mapping(tiling, pattern.order, levels)
-        if exact_traffic(layer, mapping).total == bits:
+        if exact_traffic(layer, mapping).total == bits and (
+            exposed_at_most is None or exact_exposed(layer, mapping) <= exposed_at_most
+        ):
             return mapping
     return None
 
 
 def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Pattern, index: int,
-                   accelerator: Accelerator, so_far: _Points | None = None) -> _Points:  # fmt: skip
+                   accelerator: Accelerator, ranking: tuple[Objective, ...] | None,
+                   so_far: _Points | None = None) -> _Points:  # fmt: skip
     """The tilings that fit and are not dominated under ``pattern`` (see ``_front``).
 
     A loop the pattern's traffic ignores (not a refetch loop, and for a spatial loop,
     full for the input) keeps only its smallest tile and its whole extent: the traffic
     does not change along it, and every footprint factor is the tile or a constant,
-    except the output's width, which drops when the reduction is not split.
+    except the output's width, which drops when the reduction is not split. The exposed bits
+    grow with every tile, so the smallest tile has the fewest of those too.
     """
     matters = _matters(pattern)
     pick = [
         np.arange(len(options[d].tile)) if d in matters else np.unique([0, len(options[d].tile) - 1]) for d in "mnrc"
     ]
     columns, grid, shape = _grid(options, pick)
-    traffic, footprint, _ = _evaluate(layer, pattern, accelerator, grid)
+    traffic, footprint, _, exposed = _evaluate(layer, pattern, accelerator, grid)
     fits = _fits(footprint, accelerator, shape)
     split = accelerator.split
     at = np.flatnonzero(fits)
     total = np.broadcast_to(sum(traffic), shape).ravel()[at]
     size = np.broadcast_to(sum(footprint), shape).ravel()[at]
+    hidden = np.broadcast_to(exposed, shape).ravel()[at]
     banks = None
     if split is not None:
         banks = bank_counts(np.stack([np.broadcast_to(f, shape).ravel()[at] for f in footprint], 1), split)
     if so_far is not None and len(so_far) and banks is None:  # drop what the front so far beats
-        front_size, front_traffic = so_far.footprint.sum(axis=1), so_far.traffic.sum(axis=1)
+        front_size = so_far.footprint.sum(axis=1)
+        both = _scores(layer, accelerator, ranking, np.concatenate([so_far.traffic.sum(axis=1), total]),
+                       np.concatenate([so_far.exposed, hidden]))  # fmt: skip
+        front_score, score = both[: len(so_far)], both[len(so_far) :]
         j = np.searchsorted(front_size, size, side="right") - 1
         beaten = (j >= 0) & (
-            (front_traffic[j] < total) | ((front_traffic[j] == total) & (front_size[np.maximum(j, 0)] < size))
+            (front_score[j] < score) | ((front_score[j] == score) & (front_size[np.maximum(j, 0)] < size))
         )
-        at, total, size = at[~beaten], total[~beaten], size[~beaten]
-    keep = contenders(total, size, banks)
+        at, total, size, hidden = at[~beaten], total[~beaten], size[~beaten], hidden[~beaten]
+    keep = contenders(_scores(layer, accelerator, ranking, total, hidden), size, banks)
     at, total = at[keep], total[keep]
     coords = np.unravel_index(at, shape)
     point = {f: {d: c[coords[a]] for a, (d, c) in enumerate(col.items())} for f, col in columns.items()}
-    traffic, footprint, count = _evaluate(layer, pattern, accelerator, point)
+    traffic, footprint, count, exposed = _evaluate(layer, pattern, accelerator, point)
     k = len(at)
     points = _Points(
         pattern=np.full(k, index),
@@ -429,31 +473,34 @@ def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Patte
         footprint=np.stack([np.broadcast_to(f, k) for f in footprint], axis=1),
         tiles=np.stack([point["tile"][d] for d in "mnrc"], axis=1),
         count=np.broadcast_to(count, k),
+        exposed=np.broadcast_to(exposed, k),
     )
     assert np.array_equal(points.traffic.sum(axis=1), total)
-    return _front(points, accelerator)
+    return _front(layer, points, accelerator, ranking)
 
 
-def _front(points: _Points, accelerator: Accelerator) -> _Points:
+def _front(layer: Layer, points: _Points, accelerator: Accelerator, ranking: tuple[Objective, ...] | None) -> _Points:
     """The points (all fitting) not dominated in (traffic, footprint), or, when the split is
-    free, in (traffic, banks of each buffer); ties broken as the module says."""
+    free, in (traffic, banks of each buffer); with a ``ranking``, the rank of the costs takes
+    the traffic's place. Ties broken as the module says."""
     if not len(points):
         return points
-    total, size = points.traffic.sum(axis=1), points.footprint.sum(axis=1)
+    score = _scores(layer, accelerator, ranking, points.traffic.sum(axis=1), points.exposed)
+    size = points.footprint.sum(axis=1)
     ties = (points.count, points.pattern, *points.tiles.T)
     if accelerator.split is None:
-        return points[traffic_front(total, size, np.ones(len(total), dtype=bool), *ties)]
-    return points[split_front(total, bank_counts(points.footprint, accelerator.split), size, *ties)]
+        return points[traffic_front(score, size, np.ones(len(score), dtype=bool), *ties)]
+    return points[split_front(score, bank_counts(points.footprint, accelerator.split), size, *ties)]
 
 
 @functools.lru_cache(maxsize=1024)
-def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
+def _generate(layer: Layer, accelerator: Accelerator, ranking: tuple[Objective, ...] | None) -> Candidates:
     options = loop_options(layer)
     shapes = _patterns_for(layer, accelerator)
     kept: _Points | None = None
     for i, pattern in enumerate(shapes):
-        found = _pattern_front(layer, options, pattern, i, accelerator, kept)
-        kept = found if kept is None else _front(_Points.concatenate([kept, found]), accelerator)
+        found = _pattern_front(layer, options, pattern, i, accelerator, ranking, kept)
+        kept = found if kept is None else _front(layer, _Points.concatenate([kept, found]), accelerator, ranking)
     assert kept is not None
     # the mapping of least footprint, fitting or not: every operand innermost, every tile 1
     ones, _, _ = _grid(options, [np.array([0])] * 4)
@@ -465,6 +512,7 @@ def _generate(layer: Layer, accelerator: Accelerator) -> Candidates:
         levels=np.array([tuple(shapes[i].levels) for i in kept.pattern], dtype=np.int64).reshape(-1, 3),
         traffic=kept.traffic,
         footprint=kept.footprint,
+        exposed=kept.exposed,
         smallest_footprint=smallest,
     )
 

@@ -58,14 +58,14 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
     # every mapping that fits the other buffers (an output buffer of a few bytes).
     if isinstance(unit, Segment):
         key = (unit.layers[0].name, unit.last.name)
-        cands = generate_group(unit, lifted, count_macs=problem.group_counts_macs)
+        cands = generate_group(unit, lifted, (objective,))
         view = replace(problem, groups={key: cands}, objectives=(objective,))
         cost, footprint = view.group_cost(objective, key), cands.footprint
         if key in problem.groups:
             cost = np.concatenate([cost, problem.group_cost(objective, key)])
             footprint = np.concatenate([footprint, problem.groups[key].footprint])
     else:
-        cands = generate(problem.network.by_name[unit], lifted)
+        cands = generate(problem.network.by_name[unit], lifted, (objective,))
         view = replace(problem, candidates={unit: cands}, objectives=(objective,))
         cost, footprint = view.cost(objective, unit), cands.footprint
         if unit in problem.candidates:

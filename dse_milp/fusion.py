@@ -19,8 +19,8 @@ layer's output is written to DRAM.
 
 from __future__ import annotations
 
-import bisect
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -28,6 +28,7 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, split_front, traffic_front
+from dse_milp.cost import Objective, cost_of, objective_rank, operand_bytes_per_mac
 from dse_milp.traffic import Traffic, tile_bounds
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Operand, Shape
 
@@ -154,6 +155,10 @@ class GroupCost:
     tiles: int
     extra_macs: dict[str, int]
     """MACs each layer spends recomputing the overlapping halo."""
+    exposed: int
+    """Bits a double-buffered run cannot overlap with compute: what the first tile holds when it
+    starts (its external input regions, the resident weights, one slice of each streamed
+    layer's weights) and one region of the group's output (the last store)."""
 
     @property
     def traffic(self) -> Traffic:
@@ -184,6 +189,11 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool) 
         cols = max(hi - lo for lo, hi in (t[tensor] for t in col_tiles))
         return segment.shape(tensor).channels * rows * cols
 
+    def first(tensor: str) -> int:
+        """Elements of ``tensor``'s region in the first tile."""
+        (r0, r1), (c0, c1) = row_tiles[0][tensor], col_tiles[0][tensor]
+        return segment.shape(tensor).channels * (r1 - r0) * (c1 - c0)
+
     copies = 2 if double_buffering else 1
     by_layer = {
         layer.name: Traffic(
@@ -210,6 +220,9 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool) 
         },
         tiles=tiles,
         extra_macs={layer.name: total(layer.name) * layer.macs_per_output - layer.macs for layer in segment.layers},
+        exposed=sum(first(x) * segment.input_bits(x) for x in segment.externals)
+        + held_weights
+        + largest(segment.last.name) * segment.last.precision.output,
     )
 
 
@@ -232,6 +245,9 @@ class _AxisOptions:
     """(options, tensors): rows (or columns) of each tensor summed over the tiles."""
     largest: np.ndarray
     """(options, tensors): rows (or columns) of each tensor's largest region."""
+    first: np.ndarray
+    """(options, tensors): rows (or columns) of each tensor's region in the first tile; it grows
+    with the tile, so the dominance below keeps the fewest of those too."""
 
 
 def _axis_options(segment: Segment, tensors: tuple[str, ...], axis: int) -> _AxisOptions:
@@ -241,15 +257,18 @@ def _axis_options(segment: Segment, tensors: tuple[str, ...], axis: int) -> _Axi
     tile = np.arange(1, extent + 1)
     held = np.zeros((extent, len(tensors)), dtype=np.int64)
     largest = np.zeros((extent, len(tensors)), dtype=np.int64)
+    first = np.zeros((extent, len(tensors)), dtype=np.int64)
     for i, t in enumerate(tile):
-        for span in tile_bounds(extent, int(t)):
+        for j, span in enumerate(tile_bounds(extent, int(t))):
             need = spans(segment, span, axis)
             sizes = np.array([need[x][1] - need[x][0] for x in tensors])
             held[i] += sizes
             largest[i] = np.maximum(largest[i], sizes)
+            if j == 0:
+                first[i] = sizes
     trips = -(-extent // tile)
     keep = non_dominated(np.column_stack([trips, held, largest, tile]))
-    return _AxisOptions(tile[keep], trips[keep], held[keep], largest[keep])
+    return _AxisOptions(tile[keep], trips[keep], held[keep], largest[keep], first[keep])
 
 
 @dataclass(frozen=True)
@@ -265,6 +284,8 @@ class GroupCandidates:
     extra_macs: np.ndarray
     """(k, layers): MACs each layer spends recomputing the halo."""
     tiles: np.ndarray
+    exposed: np.ndarray
+    """(k,) bits a double-buffered run cannot overlap with compute (``GroupCost.exposed``)."""
 
     def __len__(self) -> int:
         return len(self.mappings)
@@ -273,16 +294,120 @@ class GroupCandidates:
     def total_bits(self) -> np.ndarray:
         return self.traffic.sum(axis=1)
 
+    @property
+    def macs(self) -> np.ndarray:
+        """(k,) MACs of the whole group, the recomputed halo included."""
+        return sum(layer.macs for layer in self.segment.layers) + self.extra_macs.sum(axis=1)
 
-def generate_group(segment: Segment, accelerator: Accelerator, count_macs: bool = True) -> GroupCandidates:
+    @property
+    def operand_bytes(self) -> np.ndarray:
+        """(k,) bytes the group's MACs read from the buffer."""
+        return _operand_bytes(self.segment, self.extra_macs)
+
+
+def _operand_bytes(segment: Segment, extra_macs: np.ndarray) -> np.ndarray:
+    per_mac = np.array([operand_bytes_per_mac(layer) for layer in segment.layers])
+    return (np.array([layer.macs for layer in segment.layers]) + extra_macs) @ per_mac
+
+
+def generate_group(
+    segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,)
+) -> GroupCandidates:
     """Every mapping of a fused group that fits the buffers and is not dominated in
-    (traffic, footprint, extra MACs), or with ``count_macs`` false (for objectives
-    blind to compute) in (traffic, footprint), the fewest extra MACs winning ties.
+    (costs under ``objectives``, then traffic; footprint), or, when the split is free, in
+    (costs then traffic; banks of each buffer); the fewest extra MACs win ties.
 
-    Tile sizes along each axis are all integers from 1 to the last output's
-    extent, less those dominated along that axis; every subset of resident
-    weights is tried.
+    A lexicographic objective only needs, for each footprint, the mapping that ranks first
+    (``dse_milp.cost.objective_rank``). Tile sizes along each axis are all integers from 1 to
+    the last output's extent, less those dominated along that axis; every subset of
+    resident weights is tried.
     """
+    grid = _group_grid(segment, accelerator)
+    index = np.flatnonzero(grid.fits(accelerator))
+    size, extra_total = grid.footprint[index].sum(axis=1), grid.extra[index].sum(axis=1)
+    score = objective_rank(objectives, accelerator, *grid.work(index))
+    if accelerator.split is None:
+        keep = index[traffic_front(score, size, np.ones(len(index), dtype=bool), extra_total)]
+    else:
+        banks = bank_counts(grid.footprint[index], accelerator.split)
+        keep = index[split_front(score, banks, size, extra_total)] if len(index) else index
+    return grid.candidates(keep)
+
+
+def coarsest_group(
+    segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective], chosen: GroupMapping
+) -> GroupMapping:
+    """Of the mappings of a fused group that fit the buffers, move the same traffic as ``chosen``
+    and cost no more under every objective, the one with the fewest tiles, then the smallest
+    footprint, then the smallest tile (rows, then columns), then the fewest resident layers.
+
+    The candidates keep the smallest footprint of each cost, which for a group whose traffic
+    does not depend on its tile (every weight resident) means 1x1 tiles; once a solution has
+    fixed the costs and the buffers, this picks the coarsest mapping that costs the same.
+    """
+    grid = _group_grid(segment, accelerator)
+    index = np.flatnonzero(grid.fits(accelerator))
+    mine = group_cost(segment, chosen, accelerator.double_buffering)
+    macs = {layer.name: layer.macs + mine.extra_macs[layer.name] for layer in segment.layers}
+    operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
+    ok = grid.traffic[index].sum(axis=1) == mine.traffic.total
+    work = grid.work(index)
+    for objective in objectives:
+        limit = cost_of(objective, accelerator, mine.traffic.total / 8, sum(macs.values()), operand, mine.exposed / 8)
+        ok &= cost_of(objective, accelerator, work[0] / 8, work[1], work[2], work[3] / 8) <= limit
+    index = index[ok]
+    if not len(index):
+        return chosen
+    size = grid.footprint[index].sum(axis=1)
+    best = index[np.lexsort((grid.choice[index], grid.col[index], grid.row[index], size, grid.tiles[index]))[0]]
+    return grid.candidates(np.array([best])).mappings[0]
+
+
+@dataclass(frozen=True)
+class _GroupGrid:
+    """Every mapping of a fused group over its kept tile options and residency choices, flat."""
+
+    segment: Segment
+    rows: _AxisOptions
+    cols: _AxisOptions
+    choices: list[frozenset[str]]
+    row: np.ndarray
+    """(N,) index of each point's row option; ``col`` and ``choice`` likewise."""
+    col: np.ndarray
+    choice: np.ndarray
+    traffic: np.ndarray
+    footprint: np.ndarray
+    extra: np.ndarray
+    exposed: np.ndarray
+    tiles: np.ndarray
+
+    def fits(self, accelerator: Accelerator) -> np.ndarray:
+        fits = fits_buffers(self.footprint, accelerator)
+        if accelerator.split is not None:
+            fits &= bank_counts(self.footprint, accelerator.split).sum(axis=1) <= accelerator.split.banks
+        return fits
+
+    def work(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(traffic bits, MACs, operand bytes, exposed bits) of the points ``index``."""
+        extra = self.extra[index]
+        macs = sum(layer.macs for layer in self.segment.layers) + extra.sum(axis=1)
+        return self.traffic[index].sum(axis=1), macs, _operand_bytes(self.segment, extra), self.exposed[index]
+
+    def candidates(self, keep: np.ndarray) -> GroupCandidates:
+        row_tiles, col_tiles = self.rows.tile[self.row[keep]], self.cols.tile[self.col[keep]]
+        picks = zip(row_tiles.tolist(), col_tiles.tolist(), self.choice[keep].tolist(), strict=True)
+        return GroupCandidates(
+            segment=self.segment,
+            mappings=tuple(GroupMapping(r, c, self.choices[k]) for r, c, k in picks),
+            traffic=self.traffic[keep],
+            footprint=self.footprint[keep],
+            extra_macs=self.extra[keep],
+            tiles=self.tiles[keep],
+            exposed=self.exposed[keep],
+        )
+
+
+def _group_grid(segment: Segment, accelerator: Accelerator) -> _GroupGrid:
     tensors = (*segment.externals, *(layer.name for layer in segment.layers))
     external = np.array([x in segment.externals for x in tensors])
     channels = np.array([segment.shape(x).channels for x in tensors], dtype=np.int64)
@@ -308,6 +433,8 @@ def generate_group(segment: Segment, accelerator: Accelerator, count_macs: bool 
     )
     held_inputs = bilinear(np.where(external, channels * bits, 0), rows.largest, cols.largest)
     held_outputs = bilinear(np.where(external, 0, channels * bits), rows.largest, cols.largest)
+    first_inputs = bilinear(np.where(external, channels * bits, 0), rows.first, cols.first)
+    last_output = np.outer(rows.largest[:, -1], cols.largest[:, -1]) * channels[-1] * bits[-1]
     tiles = np.outer(rows.trips, cols.trips)
 
     choices = residency_choices(segment)
@@ -332,54 +459,10 @@ def generate_group(segment: Segment, accelerator: Accelerator, count_macs: bool 
          np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)],
         axis=-1,
     ).reshape(-1, 5)  # fmt: skip
+    exposed = ((first_inputs + last_output)[..., None] + held_weights).reshape(-1)
     count = len(segment.layers)
     extra = np.broadcast_to(extra_by_layer[:, :, None, :], (*shape, count)).reshape(-1, count)
 
-    fits = fits_buffers(footprint, accelerator)
-    total, size, extra_total = traffic.sum(axis=1), footprint.sum(axis=1), extra.sum(axis=1)
-    if accelerator.split is not None:
-        banks = bank_counts(footprint, accelerator.split)
-        fits &= banks.sum(axis=1) <= accelerator.split.banks
-        index = np.flatnonzero(fits)
-        ties = (extra_total[index],)
-        keep = index[split_front(total[index], banks[index], size[index], *ties)] if len(index) else index
-    elif count_macs:
-        keep = _pareto(total, size, extra_total, fits)
-    else:
-        keep = traffic_front(total, size, fits, extra_total)
-    i, j, s = np.unravel_index(keep, shape)
-    return GroupCandidates(
-        segment=segment,
-        mappings=tuple(
-            GroupMapping(int(rows.tile[a]), int(cols.tile[b]), choices[c]) for a, b, c in zip(i, j, s, strict=True)
-        ),
-        traffic=traffic[keep],
-        footprint=footprint[keep],
-        extra_macs=extra[keep],
-        tiles=tiles[i, j],
-    )
-
-
-def _pareto(traffic: np.ndarray, size: np.ndarray, extra: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Indices of the allowed points not dominated in (traffic, size, extra), by increasing size.
-
-    Ties go to the lowest index. A sweep by increasing size keeps a staircase of
-    the (traffic, extra) pairs seen so far.
-    """
-    index = np.flatnonzero(allowed)
-    index = index[np.lexsort((index, extra[index], traffic[index], size[index]))]
-    stair_traffic: list[int] = []  # increasing
-    stair_extra: list[int] = []  # decreasing
-    kept = []
-    for k in index:
-        t, e = int(traffic[k]), int(extra[k])
-        at = bisect.bisect_right(stair_traffic, t)
-        if at and stair_extra[at - 1] <= e:
-            continue  # an earlier point is no larger, no more traffic and no more extra MACs
-        kept.append(k)
-        end = at
-        while end < len(stair_traffic) and stair_extra[end] >= e:
-            end += 1
-        stair_traffic[at:end] = [t]
-        stair_extra[at:end] = [e]
-    return np.array(kept, dtype=np.int64)
+    row, col, choice = (a.ravel() for a in np.indices(shape))
+    return _GroupGrid(segment, rows, cols, choices, row, col, choice, traffic, footprint, extra, exposed,
+                      np.broadcast_to(tiles[..., None], shape).ravel())  # fmt: skip

@@ -38,7 +38,7 @@ from dse_milp.levels import OPERANDS
 from dse_milp.solve import Solution, design_results
 from dse_milp.solvers import SolveResult, Status
 from dse_milp.stopping import interrupted
-from dse_milp.traffic import INNERMOST, LOOPS, ORDERS, Levels, Mapping, Tiling, footprint, traffic
+from dse_milp.traffic import INNERMOST, LOOPS, ORDERS, Levels, Mapping, Tiling, exposed, footprint, traffic
 from dse_milp.workload import Network
 
 METHODS = ("random", "anneal", "genetic")
@@ -142,7 +142,8 @@ class SearchSpace:
             key = ("layer", name, mapping, tuple(design.sizes.values()))
             if key not in self._memo:
                 layer = self.network.by_name[name]
-                self._memo[key] = cost(self.objective, layer, acc, traffic(layer, mapping).total / 8).item()
+                moved, hidden = traffic(layer, mapping).total / 8, exposed(layer, mapping) / 8
+                self._memo[key] = cost(self.objective, layer, acc, moved, hidden).item()
             total += self._memo[key]
         for group, mapping in design.groups.items():
             key = ("group", group, mapping, tuple(design.sizes.values()))
@@ -151,7 +152,8 @@ class SearchSpace:
                 c = group_cost(segment, mapping, acc.double_buffering)
                 macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
                 operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
-                value = cost_of(self.objective, acc, c.traffic.total / 8, sum(macs.values()), operand)
+                moved, hidden = c.traffic.total / 8, c.exposed / 8
+                value = cost_of(self.objective, acc, moved, sum(macs.values()), operand, hidden)
                 self._memo[key] = value.item()
             total += self._memo[key]
         return total

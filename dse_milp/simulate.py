@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from typing import NamedTuple
 
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, weight_slice
 from dse_milp.traffic import Mapping, Traffic, tile_bounds
@@ -23,10 +24,19 @@ def _input_span(start: int, stop: int, stride: int, kernel: int, pad: int, size:
     return len(rows)
 
 
+class Walk(NamedTuple):
+    traffic: Traffic
+    footprint: dict[Operand, int]
+    """The largest block of each operand (bits), doubled when double-buffered."""
+    exposed: int
+    """Bits read before the first step computes, plus the largest output block written."""
+
+
 def simulate(
     layer: Layer, mapping: Mapping, double_buffering: bool = False, accumulate_in_buffer: bool = False
-) -> tuple[Traffic, dict[Operand, int]]:
-    """Walk the nest; return its traffic and the largest block of each operand (bits).
+) -> Walk:
+    """Walk the nest; return its traffic, the largest block of each operand and the exposed
+    bits (all in bits).
 
     Each operand keeps one block: the tiles of the loops inside its level, for
     the current tile of every loop outside it. The block is named by the tile
@@ -56,14 +66,18 @@ def simulate(
     resident: dict[Operand, tuple | None] = dict.fromkeys(Operand)
     output_block: set[tuple] = set()
     done = Counter[tuple]()  # reduction tiles accumulated into each output tile
+    first_load: int | None = None  # what the first step reads before it computes
+    last_store = 0
 
     def leave_output() -> None:
         size = sum(
             len(range(*tiles["m"][m])) * len(range(*tiles["r"][r])) * len(range(*tiles["c"][c]))
             for (_, m, r, c) in output_block
         )
+        nonlocal last_store
         if all(done[key] == reduction_tiles for key in output_block):
             reads["output_write"] += size * bits.output
+            last_store = max(last_store, size * bits.output)
         else:
             reads["psum_write"] += size * bits.psum
 
@@ -105,10 +119,12 @@ def simulate(
                     reads["psum_read"] += size * bits.psum
                 largest[Operand.OUTPUT] = max(largest[Operand.OUTPUT], size * out_width)
             done[g, at["m"], at["r"], at["c"]] += 1
+            if first_load is None:
+                first_load = reads["input_read"] + reads["weight_read"]
     leave_output()
 
     traffic = Traffic(**reads)
-    return traffic, {op: copies * size for op, size in largest.items()}
+    return Walk(traffic, {op: copies * size for op, size in largest.items()}, (first_load or 0) + last_store)
 
 
 def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bool = False) -> GroupCost:
@@ -125,6 +141,7 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
     largest = Counter[str]()
     computed = Counter[str]()
     loaded: set[str] = set()
+    first_inputs: int | None = None  # bits of the external regions of the first tile
     tiles = 0
     for (r0, r1), (c0, c1) in itertools.product(
         tile_bounds(last.height, mapping.rows), tile_bounds(last.width, mapping.cols)
@@ -145,12 +162,16 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
                 range(min(r for r, _ in points), max(r for r, _ in points) + 1),
                 range(min(c for _, c in points), max(c for _, c in points) + 1),
             )
+        read_now = 0
         for tensor, (rows, cols) in held.items():
             size = segment.shape(tensor).channels * len(rows) * len(cols)
             largest[tensor] = max(largest[tensor], size)
             if tensor in segment.externals:
                 reader = next(layer for layer in segment.layers if tensor in layer.inputs)
                 reads[reader.name]["input_read"] += size * segment.input_bits(tensor)
+                read_now += size * segment.input_bits(tensor)
+        if first_inputs is None:
+            first_inputs = read_now
         for layer in segment.layers:
             rows, cols = held[layer.name]
             computed[layer.name] += layer.macs_per_output * segment.shape(layer.name).channels * len(rows) * len(cols)
@@ -173,6 +194,7 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
         },
         tiles=tiles,
         extra_macs={layer.name: computed[layer.name] - layer.macs for layer in segment.layers},
+        exposed=(first_inputs or 0) + held_weights + largest[segment.last.name] * segment.last.precision.output,
     )
 
 

@@ -10,14 +10,14 @@ from dataclasses import dataclass, replace
 from dse_milp.accelerator import Accelerator, sized
 from dse_milp.candidates import fewest_tiles, generate
 from dse_milp.check import check_mappings
-from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
+from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
-from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, generate_group
+from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
-from dse_milp.traffic import Mapping, Traffic
+from dse_milp.traffic import Mapping, Traffic, exposed
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
 from formulations import (
     MappingProblem,
@@ -25,7 +25,6 @@ from formulations import (
     chosen_candidates,
     chosen_groups,
     chosen_sizes,
-    counts_macs,
     fix_stage,
 )
 
@@ -158,9 +157,8 @@ def build_problem(
     """Generate the candidates of every layer, and of every group of up to ``fusion`` layers
     that can run fused; raise InfeasibleError naming each layer that fits nowhere.
 
-    Group candidates differ in traffic, footprint and recomputed MACs; when only
-    traffic is minimised, those equal in traffic and footprint are reduced to
-    the one with the fewest extra MACs. ``cache`` (any dict, kept by the caller)
+    Candidates are kept by their costs under ``objectives`` (and their traffic) against
+    their footprint. ``cache`` (any dict, kept by the caller)
     reuses the candidates of layers and groups met before, for repeated solves of
     nearly the same network. Ctrl-C, or ``deadline`` passing, stops it with InterruptedRun or
     NoSolutionError.
@@ -169,16 +167,15 @@ def build_problem(
     candidates = {}
     for layer in network.layers:
         _stop_if_asked(deadline, "while generating candidates")
-        if (layer, accelerator) not in cache:
-            cache[layer, accelerator] = generate(layer, accelerator)
-        candidates[layer.name] = cache[layer, accelerator]
+        if (layer, accelerator, objectives) not in cache:
+            cache[layer, accelerator, objectives] = generate(layer, accelerator, objectives)
+        candidates[layer.name] = cache[layer, accelerator, objectives]
     groups = {}
-    count_macs = counts_macs(objectives)
     for segment in segments(network, fusion):
         _stop_if_asked(deadline, "while generating candidates")
-        key = (segment.layers, tuple(segment.shape(x) for x in segment.externals), accelerator, count_macs)
+        key = (segment.layers, tuple(segment.shape(x) for x in segment.externals), accelerator, objectives)
         if key not in cache:
-            cache[key] = generate_group(segment, accelerator, count_macs)
+            cache[key] = generate_group(segment, accelerator, objectives)
         cands = replace(cache[key], segment=segment)
         if len(cands):
             groups[segment.layers[0].name, segment.last.name] = cands
@@ -292,13 +289,23 @@ def _results(
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
     the candidates' own figures. With ``coarsen``, a layer run alone gets, of the mappings that
-    move the same traffic in its buffers, the one with the fewest tiles (``fewest_tiles``)."""
+    move the same traffic in its buffers, the one with the fewest tiles (``fewest_tiles``), and
+    a fused group, of those that cost no more, likewise (``coarsest_group``)."""
     mappings = {}
+    # with the exposed bits in the costs, the coarser mapping may not expose more of them
+    exposing = ranked_by_objectives(problem.objectives, problem.accelerator)
     for name, k in chosen.items():
         cands = problem.candidates[name]
-        coarsest = fewest_tiles(cands.layer, problem.accelerator, int(cands.total_bits[k])) if coarsen else None
+        bound = int(cands.exposed[k]) if exposing else None
+        coarsest = fewest_tiles(cands.layer, problem.accelerator, int(cands.total_bits[k]), bound) if coarsen else None
         mappings[name] = coarsest or cands.mapping(k)
-    group_mappings = {key: problem.groups[key].mappings[k] for key, k in fused.items()}
+    group_mappings = {}
+    for key, k in fused.items():
+        chosen_group = problem.groups[key]
+        mapping = chosen_group.mappings[k]
+        if coarsen:
+            mapping = coarsest_group(chosen_group.segment, problem.accelerator, problem.objectives, mapping)
+        group_mappings[key] = mapping
     counts = {name: len(cands) for name, cands in problem.candidates.items()}
     counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
     layers, groups = design_results(problem.network, problem.accelerator, mappings, group_mappings, counts, shadow)
@@ -336,7 +343,7 @@ def design_results(
         operand_bytes = sum(
             (layer.macs + checked.cost.extra_macs[layer.name]) * operand_bytes_per_mac(layer) for layer in layers
         )
-        dram = checked.cost.traffic.total / 8
+        dram, hidden = checked.cost.traffic.total / 8, checked.cost.exposed / 8
         name = f"{key[0]}..{key[1]}"
         result = GroupResult(
             segment=checked.segment,
@@ -344,8 +351,8 @@ def design_results(
             cost=checked.cost,
             buffer_bytes=checked.buffer_bytes,
             candidates=candidates.get(name, 0),
-            latency_cycles=cost_of(Objective.LATENCY, acc, dram, macs, operand_bytes).item(),
-            energy_pj=cost_of(Objective.ENERGY, acc, dram, macs, operand_bytes).item(),
+            latency_cycles=cost_of(Objective.LATENCY, acc, dram, macs, operand_bytes, hidden).item(),
+            energy_pj=cost_of(Objective.ENERGY, acc, dram, macs, operand_bytes, hidden).item(),
             shadow_price=shadow.get(name),
         )
         for layer in layers:
@@ -363,7 +370,7 @@ def design_results(
             )  # fmt: skip
             continue
         checked = check.layers[layer.name]
-        dram = checked.traffic.total / 8
+        dram, hidden = checked.traffic.total / 8, exposed(layer, mappings[layer.name]) / 8
         results.append(
             LayerResult(
                 layer=layer,
@@ -372,8 +379,8 @@ def design_results(
                 traffic=checked.traffic,
                 buffer_bytes=checked.buffer_bytes,
                 candidates=candidates.get(layer.name, 0),
-                latency_cycles=cost(Objective.LATENCY, layer, acc, dram).item(),
-                energy_pj=cost(Objective.ENERGY, layer, acc, dram).item(),
+                latency_cycles=cost(Objective.LATENCY, layer, acc, dram, hidden).item(),
+                energy_pj=cost(Objective.ENERGY, layer, acc, dram, hidden).item(),
                 shadow_price=shadow.get(layer.name),
             )
         )

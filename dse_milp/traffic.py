@@ -199,6 +199,23 @@ def traffic(layer: Layer, mapping: Mapping) -> Traffic:
     )
 
 
+def exposed(layer: Layer, mapping: Mapping) -> int:
+    """Bits a double-buffered run cannot overlap with compute: the first input and weight
+    blocks (nothing computes before they arrive) and one output block at output width, the
+    last store (nothing computes after it).
+
+    The last block is charged as a whole block, like every other: an edge block is no
+    larger, so this bounds the drain within one block's transfer, and it keeps the exposed
+    bits growing with the tile sizes, as the footprint does.
+    """
+    bits = layer.precision
+    i, w, o = (block(layer, mapping, op) for op in (Operand.INPUT, Operand.WEIGHT, Operand.OUTPUT))
+    rows = needed_inputs(0, i["r"], layer.sh, layer.kh, layer.ph, layer.h)
+    cols = needed_inputs(0, i["c"], layer.sw, layer.kw, layer.pw, layer.w)
+    weights = w["m"] * w["n"] * layer.kh * layer.kw * bits.weight if layer.has_weights else 0
+    return i["n"] * rows * cols * bits.input * layer.input_tensors + weights + o["m"] * o["r"] * o["c"] * bits.output
+
+
 def footprint(
     layer: Layer, mapping: Mapping, double_buffering: bool, accumulate_in_buffer: bool = False
 ) -> dict[Operand, int]:

@@ -8,7 +8,7 @@ files nor prints.
 from formulations.model import build_model, chosen_candidates, chosen_groups
 from formulations.objective import fix_stage
 from formulations.partition import chosen_sizes
-from formulations.problem import MappingProblem, counts_macs
+from formulations.problem import MappingProblem
 
 __all__ = [
     "MappingProblem",
@@ -16,6 +16,5 @@ __all__ = [
     "chosen_candidates",
     "chosen_groups",
     "chosen_sizes",
-    "counts_macs",
     "fix_stage",
 ]

@@ -8,17 +8,12 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, Candidates, bank_counts
-from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
+from dse_milp.cost import Objective, cost, cost_of
 from dse_milp.fusion import GroupCandidates
 from dse_milp.workload import Network
 
 GroupKey = tuple[str, str]
 """A fused group, by its first and last layer."""
-
-
-def counts_macs(objectives: tuple[Objective, ...]) -> bool:
-    """Whether group candidates must differ in recomputed MACs: not when only traffic counts."""
-    return objectives != (Objective.DRAM,)
 
 
 @dataclass(frozen=True)
@@ -37,15 +32,14 @@ class MappingProblem:
     def cost(self, objective: Objective, layer: str) -> np.ndarray:
         """The cost of each candidate of ``layer`` under ``objective``."""
         cands = self.candidates[layer]
-        return cost(objective, cands.layer, self.accelerator, cands.total_bits / 8)
+        return cost(objective, cands.layer, self.accelerator, cands.total_bits / 8, cands.exposed / 8)
 
     def group_cost(self, objective: Objective, group: GroupKey) -> np.ndarray:
         """The cost of each candidate of a fused group, halo recomputation included."""
         cands = self.groups[group]
-        layers = cands.segment.layers
-        macs = np.array([layer.macs for layer in layers]) + cands.extra_macs
-        operand_bytes = macs @ np.array([operand_bytes_per_mac(layer) for layer in layers])
-        return cost_of(objective, self.accelerator, cands.total_bits / 8, macs.sum(axis=1), operand_bytes)
+        return cost_of(
+            objective, self.accelerator, cands.total_bits / 8, cands.macs, cands.operand_bytes, cands.exposed / 8
+        )
 
     def buffer_bytes(self, footprint: np.ndarray) -> dict[str, np.ndarray]:
         """Bytes each candidate (rows of a (k, 3) per-operand ``footprint`` in bits) occupies in
@@ -59,10 +53,6 @@ class MappingProblem:
             b.name: footprint[:, [OPERANDS.index(op) for op in b.operands]].sum(axis=1) / 8
             for b in self.accelerator.buffers
         }
-
-    @property
-    def group_counts_macs(self) -> bool:
-        return counts_macs(self.objectives)
 
     def covering(self, layer: str) -> list[GroupKey]:
         """The fused groups that contain ``layer``."""

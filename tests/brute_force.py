@@ -9,7 +9,7 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective, cost
-from dse_milp.traffic import LOOPS, ORDERS, RELEVANT, Tiling, halo_stats
+from dse_milp.traffic import LOOPS, ORDERS, RELEVANT, Tiling, halo_stats, needed_inputs
 from dse_milp.workload import Layer, Network, Operand
 from tests.layers import every_tiling
 
@@ -21,6 +21,8 @@ class EveryMapping(NamedTuple):
     fits: np.ndarray
     held: dict[Operand, np.ndarray]
     """Bits of each operand's block, broadcasting to the same shape."""
+    exposed: np.ndarray
+    """Bits a double-buffered run cannot overlap (``dse_milp.traffic.exposed``), same shape."""
 
 
 def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
@@ -62,6 +64,7 @@ def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
     shape = (len(tilings), len(ORDERS), len(levels))
     traffic_of = {op: np.zeros(shape, dtype=np.int64) for op in Operand}
     held = {op: np.zeros(shape, dtype=np.int64) for op in Operand}
+    first = {op: np.zeros(shape, dtype=np.int64) for op in Operand}
     for o, order in enumerate(ORDERS):
         for j, level in enumerate(levels):
             inside = order[level:]
@@ -86,6 +89,11 @@ def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
             held[Operand.OUTPUT][:, o, j] = (
                 copies * eo["m"] * eo["r"] * eo["c"] * np.where(wide, bits.psum, bits.output)
             )
+            rows = np.array([needed_inputs(0, int(x), layer.sh, layer.kh, layer.ph, layer.h) for x in ei["r"]])
+            cols = np.array([needed_inputs(0, int(x), layer.sw, layer.kw, layer.pw, layer.w) for x in ei["c"]])
+            first[Operand.INPUT][:, o, j] = ei["n"] * rows * cols * (bits.input * layer.input_tensors)
+            first[Operand.WEIGHT][:, o, j] = ew["m"] * ew["n"] * weight
+            first[Operand.OUTPUT][:, o, j] = eo["m"] * eo["r"] * eo["c"] * bits.output
 
     spread = {
         Operand.INPUT: (slice(None), slice(None), slice(None), None, None),
@@ -97,15 +105,17 @@ def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
     fit = np.ones(total.shape, dtype=bool)
     for b in accelerator.buffers:
         fit &= sum(blocks[op] for op in b.operands) <= 8 * b.capacity_bytes
-    return EveryMapping(tilings, total, fit, blocks)
+    exposed = sum(first[op][spread[op]] for op in Operand)
+    return EveryMapping(tilings, total, fit, blocks, exposed)
 
 
 def best_layer_cost(layer: Layer, accelerator: Accelerator, objective: Objective = Objective.DRAM) -> float | None:
     """The least cost over every tiling, order and operand levels that fit; None if none fits."""
-    _, total, fit, _ = every_mapping(layer, accelerator)
-    if not fit.any():
+    every = every_mapping(layer, accelerator)
+    if not every.fits.any():
         return None
-    return float(cost(objective, layer, accelerator, total[fit] / 8).min())
+    fit = every.fits
+    return float(cost(objective, layer, accelerator, every.traffic[fit] / 8, every.exposed[fit] / 8).min())
 
 
 def best_network_cost(network: Network, accelerator: Accelerator, objective: Objective = Objective.DRAM) -> float:
@@ -136,7 +146,8 @@ def best_group_cost(segment, accelerator: Accelerator, objective: Objective = Ob
                     continue
                 macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
                 operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
-                value = cost_of(objective, accelerator, c.traffic.total / 8, sum(macs.values()), operand).item()
+                traffic, exposed = c.traffic.total / 8, c.exposed / 8
+                value = cost_of(objective, accelerator, traffic, sum(macs.values()), operand, exposed).item()
                 best = value if best is None else min(best, value)
     return best
 

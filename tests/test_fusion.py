@@ -5,13 +5,12 @@ from __future__ import annotations
 import itertools
 import random
 
-import numpy as np
 import pytest
 
 from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
 from dse_milp.candidates import TRAFFIC_FIELDS, generate
-from dse_milp.cost import Objective
-from dse_milp.fusion import GroupMapping, Segment, generate_group, group_cost, residency_choices
+from dse_milp.cost import Objective, cost_of, operand_bytes_per_mac
+from dse_milp.fusion import GroupMapping, Segment, coarsest_group, generate_group, group_cost, residency_choices
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
 from dse_milp.solve import build_problem, segments, solve
@@ -76,16 +75,32 @@ def test_residual_block_group_reads_the_skip_tensor_once_per_tile():
     assert cost.extra_macs == {"conv": 0, "add": 0}  # the add needs no halo, so the conv computes its own rows
 
 
-@pytest.mark.parametrize(("separate", "count_macs"), [(False, True), (True, True), (False, False)])
-def test_group_candidates_equal_exhaustive_search(separate: bool, count_macs: bool):
+def _keys(segment: Segment, accelerator: Accelerator, objectives: tuple[Objective, ...], costs: list) -> list:
+    """The lexicographic key of each group cost: its cost under each objective, then its traffic."""
+    keys = []
+    for c in costs:
+        macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
+        operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
+        moved, hidden = c.traffic.total / 8, c.exposed / 8
+        values = [cost_of(o, accelerator, moved, sum(macs.values()), operand, hidden).item() for o in objectives]
+        keys.append((*values, c.traffic.total))
+    return keys
+
+
+@pytest.mark.parametrize(
+    ("separate", "objectives"),
+    [(False, (Objective.ENERGY,)), (True, (Objective.LATENCY, Objective.DRAM)), (False, (Objective.DRAM,)),
+     (False, (Objective.LATENCY, Objective.DRAM))],
+)  # fmt: skip
+def test_group_candidates_equal_exhaustive_search(separate: bool, objectives: tuple[Objective, ...]):
     rng = random.Random(3)
     compared = 0
     for network in random_networks(60, seed=2):
         for segment in segments(network, longest=4):
             capacity = rng.randint(16, 600)
             buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
-            accelerator = Accelerator("a", buffers, rng.random() < 0.3, 4.0, 100.0, 8, ENERGY)
-            cands = generate_group(segment, accelerator, count_macs)
+            accelerator = Accelerator("a", buffers, rng.random() < 0.5, 4.0, 100.0, 8, ENERGY)
+            cands = generate_group(segment, accelerator, objectives)
             costs = [group_cost(segment, m, accelerator.double_buffering) for m in every_group_mapping(segment)]
             fitting = [
                 c
@@ -96,20 +111,52 @@ def test_group_candidates_equal_exhaustive_search(separate: bool, count_macs: bo
                 assert len(cands) == 0
                 continue
             compared += 1
-            assert cands.total_bits.min() == min(c.traffic.total for c in fitting)
-            if count_macs:
-                assert cands.extra_macs.sum(axis=1).min() == min(sum(c.extra_macs.values()) for c in fitting)
-            for k, mapping in enumerate(cands.mappings):
-                cost = group_cost(segment, mapping, accelerator.double_buffering)
+            found = [group_cost(segment, mapping, accelerator.double_buffering) for mapping in cands.mappings]
+            for k, cost in enumerate(found):
                 assert tuple(cands.traffic[k]) == tuple(getattr(cost.traffic, f) for f in TRAFFIC_FIELDS)
                 assert list(cands.footprint[k]) == list(cost.footprint.values())
                 assert list(cands.extra_macs[k]) == list(cost.extra_macs.values())
-            # no candidate dominates another in (traffic, footprint[, extra MACs])
-            columns = [cands.total_bits, cands.footprint.sum(axis=1)]
-            points = np.column_stack([*columns, cands.extra_macs.sum(axis=1)] if count_macs else columns)
-            for a, b in itertools.permutations(range(len(points)), 2):
-                assert not (np.all(points[a] <= points[b]) and np.any(points[a] < points[b]))
+                assert cands.exposed[k] == cost.exposed
+            keys = _keys(segment, accelerator, objectives, found)
+            # the best of every mapping that fits, lexicographically, is a candidate
+            assert min(keys) == min(_keys(segment, accelerator, objectives, fitting))
+            # no candidate is beaten by another no larger
+            size = cands.footprint.sum(axis=1)
+            for a, b in itertools.permutations(range(len(cands)), 2):
+                assert not (keys[a] <= keys[b] and size[a] <= size[b] and (keys[a], size[a]) != (keys[b], size[b]))
     assert compared > 30
+
+
+@pytest.mark.parametrize("objectives", [(Objective.DRAM,), (Objective.LATENCY, Objective.DRAM)])
+def test_coarsest_group_has_the_fewest_tiles_of_what_costs_the_same(objectives: tuple[Objective, ...]):
+    """Brute force over every tile and residency: of the mappings that fit and cost the same
+    as the least-footprint optimum, ``coarsest_group`` finds one with the fewest tiles."""
+    rng = random.Random(5)
+    compared = coarser = 0
+    for network in random_networks(40, seed=4):
+        for segment in segments(network, longest=3):
+            capacity = rng.randint(16, 2000)
+            accelerator = Accelerator("a", unified_buffer(capacity), rng.random() < 0.5, 4.0, 100.0, 8, ENERGY)
+            cands = generate_group(segment, accelerator, objectives)
+            if not len(cands):
+                continue
+            everything = every_group_mapping(segment)
+            costs = [group_cost(segment, m, accelerator.double_buffering) for m in everything]
+            keys = _keys(segment, accelerator, objectives, costs)
+            held = [sum(c.footprint.values()) for c in costs]
+            fitting = [i for i, h in enumerate(held) if h <= 8 * capacity]
+            best = min(fitting, key=lambda i: (keys[i], held[i]))  # what the candidates hold: least footprint
+            chosen = everything[best]
+            same = [i for i in fitting if keys[i] <= keys[best] and costs[i].traffic.total == costs[best].traffic.total]
+            mapping = coarsest_group(segment, accelerator, objectives, chosen)
+            cost = group_cost(segment, mapping, accelerator.double_buffering)
+            assert sum(cost.footprint.values()) <= 8 * capacity
+            assert cost.traffic.total == costs[best].traffic.total
+            assert _keys(segment, accelerator, objectives, [cost])[0] <= keys[best]
+            assert cost.tiles == min(costs[i].tiles for i in same)
+            compared += 1
+            coarser += cost.tiles < costs[best].tiles
+    assert compared > 20 and coarser > 5
 
 
 def random_fusion_instance(seed: int) -> tuple[Network, Accelerator]:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from dse_milp.accelerator import Accelerator, free_split
 from dse_milp.candidates import TRAFFIC_FIELDS, fewest_tiles, generate
+from dse_milp.cost import Objective
 from dse_milp.levels import patterns, summary
 from dse_milp.simulate import simulate
 from dse_milp.traffic import LOOPS, ORDERS, Levels, Mapping, Tiling, footprint, traffic
@@ -45,7 +46,7 @@ def test_brute_force_evaluates_the_scalar_closed_form(
     data: st.DataObject, layer: Layer, double_buffering: bool, in_buffer: bool
 ):
     acc = small_accelerator(10**6, double_buffering, in_buffer=in_buffer)
-    tilings_, total, _, _ = every_mapping(layer, acc)
+    tilings_, total, _, _, _ = every_mapping(layer, acc)
     for _ in range(20):
         t = data.draw(st.integers(0, len(tilings_) - 1))
         o = data.draw(st.integers(0, len(ORDERS) - 1))
@@ -67,7 +68,7 @@ def test_least_traffic_equals_every_order_level_and_tiling(
     """The 51 patterns lose nothing: the least-traffic candidate that fits equals the least over
     every tiling x 24 orders x 125 level assignments that fits."""
     acc = small_accelerator(capacity, double_buffering, separate, in_buffer=in_buffer)
-    _, total, fit, _ = every_mapping(layer, acc)
+    _, total, fit, _, _ = every_mapping(layer, acc)
     cands = generate(layer, acc)
     if not fit.any():
         assert len(cands) == 0
@@ -81,7 +82,7 @@ def test_the_front_equals_brute_force_at_every_capacity(layer: Layer, double_buf
     """Each candidate's (traffic, footprint) is on the brute-force front of every mapping, and
     every point of that front has a candidate: the whole trade-off curve, not only its end."""
     acc = small_accelerator(10**6, double_buffering, in_buffer=in_buffer)
-    _, total, _, held = every_mapping(layer, acc)
+    _, total, _, held, _ = every_mapping(layer, acc)
     size = np.broadcast_to(sum(held.values()), total.shape)
     points = sorted(set(zip(size.ravel().tolist(), total.ravel().tolist(), strict=True)))
     front, best = [], None
@@ -98,7 +99,7 @@ def test_the_front_equals_brute_force_at_every_capacity(layer: Layer, double_buf
 def test_least_traffic_under_a_free_split_equals_brute_force(layer: Layer, banks: int, bank: int):
     buffers, split = free_split(banks * bank, bank)
     acc = Accelerator("split", buffers, False, 4.0, 100.0, 8, ENERGY, split)
-    _, total, fit, held = every_mapping(layer, acc)
+    _, total, fit, held, _ = every_mapping(layer, acc)
     fit = fit & (sum(-(-block // (8 * bank)) for block in held.values()) <= banks)
     cands = generate(layer, acc)
     if not fit.any():
@@ -112,12 +113,14 @@ def test_least_traffic_under_a_free_split_equals_brute_force(layer: Layer, banks
 def test_every_candidate_mapping_is_exact_under_simulation(data: st.DataObject, layer: Layer):
     capacity, double_buffering = data.draw(st.integers(8, 400)), data.draw(st.booleans())
     acc = small_accelerator(capacity, double_buffering, in_buffer=data.draw(st.booleans()))
-    cands = generate(layer, acc)
+    objectives = data.draw(st.sampled_from([(Objective.DRAM,), (Objective.LATENCY, Objective.DRAM)]))
+    cands = generate(layer, acc, objectives)
     for k in range(len(cands)):
         mapping = cands.mapping(k)
-        simulated, largest = simulate(layer, mapping, acc.double_buffering, acc.accumulate_in_buffer)
-        assert tuple(int(v) for v in cands.traffic[k]) == tuple(getattr(simulated, f) for f in TRAFFIC_FIELDS)
-        assert list(cands.footprint[k]) == [largest[op] for op in Operand]
+        walk = simulate(layer, mapping, acc.double_buffering, acc.accumulate_in_buffer)
+        assert tuple(int(v) for v in cands.traffic[k]) == tuple(getattr(walk.traffic, f) for f in TRAFFIC_FIELDS)
+        assert list(cands.footprint[k]) == [walk.footprint[op] for op in Operand]
+        assert cands.exposed[k] == walk.exposed
 
 
 def test_the_reduction_keeps_51_patterns_and_three_when_operands_stay_innermost():
@@ -178,7 +181,7 @@ def test_ties_go_to_the_fewest_tiles(
     """Of every mapping that fits and moves the least traffic, ``fewest_tiles`` finds one with
     the fewest tiles (brute force over every tiling, order and level), and it is exact."""
     acc = small_accelerator(capacity, double_buffering, separate, operand_levels)
-    tilings_, total, fit, _ = every_mapping(layer, acc)
+    tilings_, total, fit, _, _ = every_mapping(layer, acc)
     if not fit.any():
         return
     least = int(total[fit].min())

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dse_milp.simulate import simulate
-from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, footprint, needed_inputs, traffic
+from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, exposed, footprint, needed_inputs, traffic
 from dse_milp.workload import Layer, LayerKind, Operand, Precision
 from tests.layers import small_layers, tilings
 
@@ -22,9 +22,10 @@ def test_closed_form_matches_simulation_for_every_order(
     for order in ORDERS:
         for levels in (Levels(), Levels(data.draw(level), data.draw(level), data.draw(level))):
             mapping = Mapping(tiling, order, levels)
-            simulated, largest = simulate(layer, mapping, double_buffering, in_buffer)
-            assert traffic(layer, mapping) == simulated, mapping
-            assert footprint(layer, mapping, double_buffering, in_buffer) == largest, mapping
+            walk = simulate(layer, mapping, double_buffering, in_buffer)
+            assert traffic(layer, mapping) == walk.traffic, mapping
+            assert footprint(layer, mapping, double_buffering, in_buffer) == walk.footprint, mapping
+            assert exposed(layer, mapping) == walk.exposed, mapping
 
 
 def test_needed_inputs_counts_rows_with_halo_gaps_and_padding():
