@@ -67,6 +67,8 @@ class Accelerator:
     operand_levels: bool = True
     """Whether each operand may sit at its own level of the tile-loop nest (a block of several
     tiles); False keeps one tile of each operand resident."""
+    burst_bytes: int = 1
+    """DRAM access granularity: a transfer moves every burst its bytes touch (1: bytes)."""
 
     @property
     def accumulate_in_buffer(self) -> bool:

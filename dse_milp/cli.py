@@ -27,6 +27,7 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.heuristics import METHODS
+from dse_milp.layouts import NCHW, Layout
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
@@ -91,6 +92,13 @@ def _objectives(text: str) -> tuple[Objective, ...]:
     return tuple(Objective(name) for name in names)
 
 
+def _layout(text: str) -> Layout:
+    try:
+        return Layout.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="python -m dse_milp", description=__doc__.splitlines()[0])
     commands = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -121,6 +129,13 @@ def parser() -> argparse.ArgumentParser:
         help="also find each layer's marginal traffic per output channel (one re-solve per coupled channel set)",
     )
     solve.add_argument("--quiet", action="store_true", help="print the totals only, not the per-layer table")
+    solve.add_argument(
+        "--layout",
+        type=_layout,
+        default=NCHW,
+        metavar="{NCHW,NHWC,NCHW<b>c}",
+        help="layout of every feature map in DRAM, in which an accelerator's DRAM bursts are counted (default NCHW)",
+    )
 
     sweep = commands.add_parser(
         "sweep",
@@ -357,10 +372,10 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
         if args.method != "milp":
             solution = heuristic_solution(
                 args.method, network, accelerator, args.objective[0], args.fusion, args.evaluations,
-                options.seconds_left(), args.seed,
+                options.seconds_left(), args.seed, args.layout,
             )  # fmt: skip
         else:
-            solution = solve(network, accelerator, **settings)
+            solution = solve(network, accelerator, **settings, layout=args.layout)
     except (InterruptedRun, NoSolutionError) as exc:
         if args.out is not None:
             status = "interrupted" if isinstance(exc, InterruptedRun) else "no_solution"

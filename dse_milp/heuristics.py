@@ -34,6 +34,7 @@ from dse_milp.accelerator import Accelerator, sized
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
 from dse_milp.errors import NoSolutionError
 from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost
+from dse_milp.layouts import NCHW, Layout
 from dse_milp.levels import OPERANDS
 from dse_milp.solve import Solution, design_results
 from dse_milp.solvers import SolveResult, Status
@@ -280,6 +281,7 @@ def heuristic_solution(
     evaluations: int = 2000,
     seconds: float | None = None,
     seed: int = 0,
+    layout: Layout = NCHW,
 ) -> Solution:
     """The best design a search finds, checked and reported like the program's solution.
 
@@ -290,9 +292,10 @@ def heuristic_solution(
     if result.design is None:
         raise NoSolutionError(f"{method} found no design that fits in {result.evaluations} evaluations")
     design = result.design
-    layers, groups = design_results(network, sized(accelerator, design.sizes), design.mappings, design.groups)
+    acc = sized(accelerator, design.sizes)
+    layers, groups = design_results(network, acc, design.mappings, design.groups, layout=layout)
     status = SolveResult(Status.FEASIBLE, result.cost, None, result.seconds, method, result.version)
     return Solution(
         network, accelerator, (objective,), status, layers, groups, {"search": result.seconds}, dict(design.sizes),
-        curve=tuple(result.curve), evaluations=result.evaluations,
+        curve=tuple(result.curve), evaluations=result.evaluations, layout=layout,
     )  # fmt: skip

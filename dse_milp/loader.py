@@ -103,6 +103,18 @@ Size = Annotated[int, BeforeValidator(_size)]
 OptionalSize = Annotated[int | None, BeforeValidator(_size)]
 """A size that may be left out, but not given as null (the default is not validated)."""
 Name = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+MAX_BURST = 4096
+"""The largest DRAM burst: a DRAM page."""
+
+
+def _burst(value: Any) -> int:
+    size = _size(value)
+    if size > MAX_BURST:
+        raise ValueError(f"must be at most {MAX_BURST} bytes (a DRAM page), got {show(value)}")
+    return size
+
+
+Burst = Annotated[int, BeforeValidator(_burst)]
 
 
 def _finite(low: float, high: float, strict_low: bool = False) -> Any:
@@ -196,6 +208,10 @@ class EnergySpec(_Spec):
     mac: Energy_pJ
 
 
+class DramSpec(_Spec):
+    burst: Burst = 1
+
+
 class AcceleratorSpec(_Spec):
     name: Name
     buffer: BufferSpec
@@ -203,6 +219,7 @@ class AcceleratorSpec(_Spec):
     accumulators: Literal["array", "buffer"] = "array"
     levels: Literal["per-operand", "innermost"] = "per-operand"
     dram_bandwidth: Bandwidth
+    dram: DramSpec = DramSpec()
     clock_mhz: Megahertz
     macs: Annotated[StrictInt, Field(ge=1, le=1 << 24)]
     energy_pj: EnergySpec
@@ -561,6 +578,7 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
         split=split,
         accumulators=Accumulators(spec.accumulators),
         operand_levels=spec.levels == "per-operand",
+        burst_bytes=spec.dram.burst,
     )
 
 

@@ -68,8 +68,23 @@ def _traffic_record(t: Traffic) -> dict[str, int | float]:
     }
 
 
+def _bursts_record(bursts: Traffic | None, useful_bits: int, burst_bytes: int) -> dict[str, Any] | None:
+    """Bursts by kind of transfer, the bytes they move and the share of those bytes used."""
+    if bursts is None:
+        return None
+    counts = {field: getattr(bursts, field) for field in ("input_read", "weight_read", "output_write",
+                                                           "psum_read", "psum_write")}  # fmt: skip
+    moved = bursts.total * burst_bytes
+    return {"bursts": counts | {"total": bursts.total}, "moved_bytes": moved,
+            "efficiency": useful_bits / 8 / moved if moved else 1.0}  # fmt: skip
+
+
 def layer_record(
-    result: LayerResult, total_bytes: float, group: int | None, marginals: dict[str, float | None] | None
+    result: LayerResult,
+    total_bytes: float,
+    group: int | None,
+    marginals: dict[str, float | None] | None,
+    burst_bytes: int = 1,
 ) -> dict[str, Any]:
     layer, mapping = result.layer, result.mapping
     return {
@@ -86,6 +101,7 @@ def layer_record(
         "footprint_bytes": _number(sum(result.buffer_bytes.values())),
         "buffer_bytes": {name: _number(v) for name, v in result.buffer_bytes.items()},
         "dram_bytes": _traffic_record(result.traffic),
+        "dram_bursts": _bursts_record(result.bursts, result.traffic.total, burst_bytes),
         "share": result.dram_bytes / total_bytes if total_bytes else 0.0,
         "shadow_price": result.shadow_price,
         "marginal_bytes_per_channel": None if marginals is None else marginals[layer.name],
@@ -95,7 +111,8 @@ def layer_record(
     }  # fmt: skip
 
 
-def group_record(group: GroupResult, total_bytes: float) -> dict[str, Any]:
+def group_record(group: GroupResult, total_bytes: float, burst_bytes: int = 1) -> dict[str, Any]:
+    bursts = None if group.bursts is None else sum(group.bursts.values(), Traffic())
     return {
         "layers": [layer.name for layer in group.segment.layers],
         "tile": {"rows": group.mapping.rows, "cols": group.mapping.cols},
@@ -105,6 +122,7 @@ def group_record(group: GroupResult, total_bytes: float) -> dict[str, Any]:
         "footprint_bytes": _number(sum(group.buffer_bytes.values())),
         "buffer_bytes": {name: _number(v) for name, v in group.buffer_bytes.items()},
         "dram_bytes": _traffic_record(group.cost.traffic),
+        "dram_bursts": _bursts_record(bursts, group.cost.traffic.total, burst_bytes),
         "share": group.dram_bytes / total_bytes if total_bytes else 0.0,
         "extra_macs": sum(group.cost.extra_macs.values()),
         "shadow_price": group.shadow_price,
@@ -118,6 +136,8 @@ def solution_record(solution: Solution) -> dict[str, Any]:
     """The JSON result (keys documented in README.md)."""
     r = solution.result
     total = solution.dram_bytes
+    burst = solution.accelerator.burst_bytes
+    moved = solution.moved_bytes
     index = {id(group): i for i, group in enumerate(solution.groups)}
     return {
         "network": solution.network.name,
@@ -141,12 +161,18 @@ def solution_record(solution: Solution) -> dict[str, Any]:
             "latency_cycles": solution.latency_cycles,
             "energy_pj": solution.energy_pj,
             "macs": solution.network.macs,
+            "moved_bytes": moved,
+            "burst_efficiency": None if moved is None else (total / moved if moved else 1.0),
         },
+        "burst_bytes": burst,
+        "layout": str(solution.layout),
         "layers": [
-            layer_record(layer, total, None if layer.group is None else index[id(layer.group)], solution.marginals)
+            layer_record(
+                layer, total, None if layer.group is None else index[id(layer.group)], solution.marginals, burst
+            )
             for layer in solution.layers
         ],
-        "groups": [group_record(group, total) for group in solution.groups],
+        "groups": [group_record(group, total, burst) for group in solution.groups],
         "notes": list(solution.notes),
         "evaluations": solution.evaluations,
         "curve": None
@@ -206,6 +232,10 @@ def layer_table(solution: Solution) -> Table:
     table.add_column("price", justify="right")
     if solution.marginals is not None:
         table.add_column("per channel", justify="right")
+    bursts = solution.moved_bytes is not None
+    if bursts:
+        table.add_column("moved", justify="right")
+        table.add_column("eff.", justify="right")
     index = {id(group): i for i, group in enumerate(solution.groups)}
     for layer in solution.layers:
         t = layer.traffic
@@ -215,6 +245,11 @@ def layer_table(solution: Solution) -> Table:
             tiling = layer.mapping.tiling
             tiles, order = f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}", layer.mapping.nest()
         marginal = [] if solution.marginals is None else [_marginal(solution.marginals[layer.layer.name])]
+        moved = []
+        if bursts:
+            assert layer.bursts is not None
+            size = layer.bursts.total * solution.accelerator.burst_bytes
+            moved = [human_bytes(size), f"{100 * layer.dram_bytes / size:.0f}%" if size else "-"]
         table.add_row(
             label(layer.layer.name),
             layer.layer.kind.value,
@@ -229,6 +264,7 @@ def layer_table(solution: Solution) -> Table:
             f"{100 * layer.dram_bytes / total:.1f}%" if total else "-",
             _price(layer.shadow_price),
             *marginal,
+            *moved,
         )
     return table
 
@@ -280,6 +316,12 @@ def print_summary(solution: Solution, console: Console) -> None:
         f"DRAM traffic {human_bytes(total)} ({total:,.0f} bytes); compulsory {human_bytes(compulsory)} "
         f"({compulsory:,.0f} bytes); ratio {total / compulsory:.3f}"
     )
+    moved = solution.moved_bytes
+    if moved is not None:
+        console.print(
+            f"DRAM moves {human_bytes(moved)} ({moved:,.0f} bytes) in bursts of {solution.accelerator.burst_bytes} "
+            f"bytes, feature maps in {solution.layout}; efficiency {100 * total / moved:.1f}%"
+        )
     if solution.accelerator.split is not None:
         chosen = ", ".join(f"{name} {human_bytes(size)}" for name, size in solution.buffer_sizes.items())
         console.print(

@@ -12,16 +12,22 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, weight_slice
+from dse_milp.layouts import Layout
 from dse_milp.traffic import Mapping, Traffic, tile_bounds
 from dse_milp.workload import Layer, LayerKind, Operand, Shape
 
 
+def _inputs(out: range, stride: int, kernel: int, pad: int, size: int) -> list[int]:
+    """The input rows (or columns) the output rows ``out`` read, padding left out."""
+    return sorted({o * stride - pad + k for o in out for k in range(kernel) if 0 <= o * stride - pad + k < size})
+
+
 def _input_span(start: int, stop: int, stride: int, kernel: int, pad: int, size: int) -> int:
-    rows = {o * stride - pad + k for o in range(start, stop) for k in range(kernel) if 0 <= o * stride - pad + k < size}
-    return len(rows)
+    return len(_inputs(range(start, stop), stride, kernel, pad, size))
 
 
 class Walk(NamedTuple):
@@ -30,13 +36,40 @@ class Walk(NamedTuple):
     """The largest block of each operand (bits), doubled when double-buffered."""
     exposed: int
     """Bits read before the first step computes, plus the largest output block written."""
+    bursts: Traffic | None = None
+    """With layouts: the bursts of each kind of transfer (counts, not bits)."""
+
+
+def _address(layout: Layout, shape: Shape, c: int, h: int, w: int) -> int:
+    """The element index of (c, h, w) in ``layout`` (``dse_milp.layouts`` says what they are)."""
+    if layout.order == "NHWC":
+        return (h * shape.width + w) * shape.channels + c
+    if not layout.block:
+        return (c * shape.height + h) * shape.width + w
+    return ((c // layout.block * shape.height + h) * shape.width + w) * layout.block + c % layout.block
+
+
+def _bursts(layout: Layout, shape: Shape, bits: int, burst_bytes: int, elements: Iterable[tuple[int, int, int]]) -> int:
+    """Distinct bursts the elements touch (an element may straddle two)."""
+    size = 8 * burst_bytes
+    touched = set()
+    for c, h, w in elements:
+        address = _address(layout, shape, c, h, w) * bits
+        touched.update(range(address // size, (address + bits - 1) // size + 1))
+    return len(touched)
 
 
 def simulate(
-    layer: Layer, mapping: Mapping, double_buffering: bool = False, accumulate_in_buffer: bool = False
+    layer: Layer,
+    mapping: Mapping,
+    double_buffering: bool = False,
+    accumulate_in_buffer: bool = False,
+    layouts: tuple[Layout, Layout] | None = None,
+    burst_bytes: int = 1,
 ) -> Walk:
     """Walk the nest; return its traffic, the largest block of each operand and the exposed
-    bits (all in bits).
+    bits (all in bits), and with ``layouts`` (input, output), the bursts of ``burst_bytes``
+    every transfer touches (weights packed block by block).
 
     Each operand keeps one block: the tiles of the loops inside its level, for
     the current tile of every loop outside it. The block is named by the tile
@@ -68,6 +101,15 @@ def simulate(
     done = Counter[tuple]()  # reduction tiles accumulated into each output tile
     first_load: int | None = None  # what the first step reads before it computes
     last_store = 0
+    bursts = Counter[str]()
+    shapes = (Shape(layer.groups * layer.ng, layer.h, layer.w), Shape(layer.groups * layer.mg, layer.r, layer.c))
+    output_box: tuple[int, range, range, range] | None = None
+
+    def output_bursts(width: int) -> int:
+        assert layouts is not None and output_box is not None
+        g, m, r, c = output_box
+        box = ((g * layer.mg + i, j, k) for i in m for j in r for k in c)
+        return _bursts(layouts[1], shapes[1], width, burst_bytes, box)
 
     def leave_output() -> None:
         size = sum(
@@ -75,11 +117,14 @@ def simulate(
             for (_, m, r, c) in output_block
         )
         nonlocal last_store
-        if all(done[key] == reduction_tiles for key in output_block):
+        final = all(done[key] == reduction_tiles for key in output_block)
+        if final:
             reads["output_write"] += size * bits.output
             last_store = max(last_store, size * bits.output)
         else:
             reads["psum_write"] += size * bits.psum
+        if layouts is not None:
+            bursts["output_write" if final else "psum_write"] += output_bursts(bits.output if final else bits.psum)
 
     for g in range(layer.groups):
         for index in itertools.product(*(range(len(tiles[d])) for d in mapping.order)):
@@ -93,6 +138,14 @@ def simulate(
                 cols = _input_span(c.start, c.stop, layer.sw, layer.kw, layer.pw, layer.w)
                 size = len(span(Operand.INPUT, at, "n")) * rows * cols * bits.input * layer.input_tensors
                 reads["input_read"] += size
+                if layouts is not None:
+                    needed_rows = _inputs(r, layer.sh, layer.kh, layer.ph, layer.h)
+                    needed_cols = _inputs(c, layer.sw, layer.kw, layer.pw, layer.w)
+                    box = ((g * layer.ng + n, h, w) for n in span(Operand.INPUT, at, "n")
+                           for h in needed_rows for w in needed_cols)  # fmt: skip
+                    bursts["input_read"] += layer.input_tensors * _bursts(
+                        layouts[0], shapes[0], bits.input, burst_bytes, box
+                    )
                 largest[Operand.INPUT] = max(largest[Operand.INPUT], size)
 
             key = name(Operand.WEIGHT, g, at)
@@ -100,6 +153,7 @@ def simulate(
                 resident[Operand.WEIGHT] = key
                 size = len(span(Operand.WEIGHT, at, "m")) * len(span(Operand.WEIGHT, at, "n"))
                 reads["weight_read"] += size * layer.kh * layer.kw * bits.weight
+                bursts["weight_read"] += -(-(size * layer.kh * layer.kw * bits.weight) // (8 * burst_bytes))
                 largest[Operand.WEIGHT] = max(largest[Operand.WEIGHT], size * layer.kh * layer.kw * bits.weight)
 
             key = name(Operand.OUTPUT, g, at)
@@ -115,8 +169,11 @@ def simulate(
                     for k, (e, _) in enumerate(tiles["c"]) if e in c
                 }  # fmt: skip
                 size = len(m) * len(r) * len(c)
+                output_box = (g, m, r, c)
                 if any(done[key] > 0 for key in output_block):
                     reads["psum_read"] += size * bits.psum
+                    if layouts is not None:
+                        bursts["psum_read"] += output_bursts(bits.psum)
                 largest[Operand.OUTPUT] = max(largest[Operand.OUTPUT], size * out_width)
             done[g, at["m"], at["r"], at["c"]] += 1
             if first_load is None:
@@ -124,7 +181,8 @@ def simulate(
     leave_output()
 
     traffic = Traffic(**reads)
-    return Walk(traffic, {op: copies * size for op, size in largest.items()}, (first_load or 0) + last_store)
+    held = {op: copies * size for op, size in largest.items()}
+    return Walk(traffic, held, (first_load or 0) + last_store, Traffic(**bursts) if layouts is not None else None)
 
 
 def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bool = False) -> GroupCost:
@@ -147,21 +205,7 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
         tile_bounds(last.height, mapping.rows), tile_bounds(last.width, mapping.cols)
     ):
         tiles += 1
-        needed = {segment.last.name: {(r, c) for r in range(r0, r1) for c in range(c0, c1)}}
-        held: dict[str, tuple[range, range]] = {}
-        for layer in reversed(segment.layers):
-            rows = range(min(r for r, _ in needed[layer.name]), max(r for r, _ in needed[layer.name]) + 1)
-            cols = range(min(c for _, c in needed[layer.name]), max(c for _, c in needed[layer.name]) + 1)
-            held[layer.name] = (rows, cols)
-            for producer in layer.inputs:
-                shape = segment.shape(producer)
-                needed.setdefault(producer, set()).update(_window(layer, shape, rows, cols))
-        for producer in segment.externals:
-            points = needed[producer]
-            held[producer] = (
-                range(min(r for r, _ in points), max(r for r, _ in points) + 1),
-                range(min(c for _, c in points), max(c for _, c in points) + 1),
-            )
+        held = _regions(segment, range(r0, r1), range(c0, c1))
         read_now = 0
         for tensor, (rows, cols) in held.items():
             size = segment.shape(tensor).channels * len(rows) * len(cols)
@@ -196,6 +240,65 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
         extra_macs={layer.name: computed[layer.name] - layer.macs for layer in segment.layers},
         exposed=(first_inputs or 0) + held_weights + largest[segment.last.name] * segment.last.precision.output,
     )
+
+
+def _regions(segment: Segment, rows: range, cols: range) -> dict[str, tuple[range, range]]:
+    """The rows and columns every tensor of a group holds for the tile ``rows x cols`` of its
+    output: the smallest rectangle covering the elements its readers need, found backwards."""
+    needed = {segment.last.name: {(r, c) for r in rows for c in cols}}
+    held: dict[str, tuple[range, range]] = {}
+    for layer in reversed(segment.layers):
+        rows = range(min(r for r, _ in needed[layer.name]), max(r for r, _ in needed[layer.name]) + 1)
+        cols = range(min(c for _, c in needed[layer.name]), max(c for _, c in needed[layer.name]) + 1)
+        held[layer.name] = (rows, cols)
+        for producer in layer.inputs:
+            needed.setdefault(producer, set()).update(_window(layer, segment.shape(producer), rows, cols))
+    for producer in segment.externals:
+        points = needed[producer]
+        held[producer] = (
+            range(min(r for r, _ in points), max(r for r, _ in points) + 1),
+            range(min(c for _, c in points), max(c for _, c in points) + 1),
+        )
+    return held
+
+
+def simulate_group_bursts(
+    segment: Segment, mapping: GroupMapping, layout: Layout, burst_bytes: int
+) -> dict[str, Traffic]:
+    """Walk a fused group tile by tile and count, by layer, the distinct bursts of every transfer
+    from its elements: each outside tensor's region (all channels) for every tile, charged to
+    its first reader; resident weights once and streamed weights for every tile, one output
+    channel at a time, each packed from a burst boundary; the output's region for every tile."""
+    last = segment.shape(segment.last.name)
+    counts: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
+    size = 8 * burst_bytes
+    loaded: set[str] = set()
+    for (r0, r1), (c0, c1) in itertools.product(
+        tile_bounds(last.height, mapping.rows), tile_bounds(last.width, mapping.cols)
+    ):
+        held = _regions(segment, range(r0, r1), range(c0, c1))
+        for tensor in (*segment.externals, segment.last.name):
+            shape = segment.shape(tensor)
+            rows, cols = held[tensor]
+            box = ((c, h, w) for c in range(shape.channels) for h in rows for w in cols)
+            if tensor == segment.last.name:
+                bits = segment.last.precision.output
+                counts[tensor]["output_write"] += _bursts(layout, shape, bits, burst_bytes, box)
+            else:
+                reader = segment.first_reader(tensor)
+                counts[reader.name]["input_read"] += _bursts(
+                    layout, shape, segment.input_bits(tensor), burst_bytes, box
+                )
+        for layer in segment.layers:
+            if not layer.has_weights or (layer.name in mapping.resident and layer.name in loaded):
+                continue
+            loaded.add(layer.name)
+            if layer.name in mapping.resident:
+                counts[layer.name]["weight_read"] += -(-(layer.weight_elements * layer.precision.weight) // size)
+            else:
+                one = -(-(weight_slice(layer) * layer.precision.weight) // size)
+                counts[layer.name]["weight_read"] += layer.m * one
+    return {name: Traffic(**c) for name, c in counts.items()}
 
 
 def _window(layer: Layer, producer: Shape, rows: range, cols: range) -> set[tuple[int, int]]:

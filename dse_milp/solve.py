@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from dse_milp.accelerator import Accelerator, sized
+from dse_milp.bursts import Layouts, group_bursts, layer_bursts
 from dse_milp.candidates import fewest_tiles, generate
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac, ranked_by_objectives
@@ -15,6 +16,7 @@ from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group
+from dse_milp.layouts import NCHW, Layout
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic, exposed
@@ -42,6 +44,9 @@ class GroupResult:
     energy_pj: float
     shadow_price: dict[str, float] | None
     """Objective units saved per extra byte of each buffer for this group (see dse_milp.duals)."""
+    bursts: dict[str, Traffic] | None = None
+    """DRAM bursts by layer and kind of transfer (counts), when the accelerator's burst is
+    more than a byte."""
 
     @property
     def dram_bytes(self) -> float:
@@ -69,6 +74,9 @@ class LayerResult:
     shadow_price: dict[str, float] | None
     """Objective units saved per extra byte of each buffer for this layer (its group's when
     fused); None when not computed."""
+    bursts: Traffic | None = None
+    """DRAM bursts by kind of transfer (counts; inside a group, those charged to this layer),
+    when the accelerator's burst is more than a byte."""
 
     @property
     def dram_bytes(self) -> float:
@@ -96,6 +104,15 @@ class Solution:
     """For a heuristic search: its best cost whenever it improved, (seconds, evaluations, cost)."""
     evaluations: int | None = None
     """For a heuristic search: the designs it scored."""
+    layout: Layout = NCHW
+    """The layout of every feature map in DRAM (what the bursts are counted in)."""
+
+    @property
+    def moved_bytes(self) -> float | None:
+        """Bytes the DRAM bursts move (every burst whole); None when the burst is one byte."""
+        if self.accelerator.burst_bytes == 1:
+            return None
+        return sum(r.bursts.total for r in self.layers if r.bursts is not None) * self.accelerator.burst_bytes
 
     @property
     def dram_bytes(self) -> float:
@@ -199,6 +216,7 @@ def solve(
     fusion: int = 0,
     prices: bool = True,
     cache: dict | None = None,
+    layout: Layout = NCHW,
 ) -> Solution:
     """The proven-optimal mapping of every layer (or the best found within the time limit).
 
@@ -206,6 +224,8 @@ def solve(
     ``fusion`` is the most layers one fused group may hold; 0 or 1 runs every
     layer alone. ``prices`` computes every layer's and group's shadow price of
     each buffer (see ``dse_milp.duals``). ``cache`` is passed to ``build_problem``.
+    ``layout`` is the layout of every feature map in DRAM, in which the bursts of an
+    accelerator with a burst of more than a byte are counted.
     """
     options = (options or SolverOptions()).started()
     backend = get_backend(solver)
@@ -257,7 +277,7 @@ def solve(
     coarsen = (reason := stop_reason(options.deadline)) is None
     if not coarsen:
         notes.append(f"tiles not coarsened ({reason})")
-    layers, groups = _results(settled, chosen, fused, shadow, coarsen)
+    layers, groups = _results(settled, chosen, fused, shadow, coarsen, layout)
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
         Objective.DRAM: primary.dram_bytes,
@@ -268,7 +288,9 @@ def solve(
     if status is Status.FEASIBLE and interrupted():
         notes.insert(0, f"{solver} was interrupted (Ctrl-C)")
     result = SolveResult(status, value, result.bound, seconds["solve"], result.solver, result.version)
-    return Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes))
+    return Solution(
+        network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes), layout=layout
+    )
 
 
 def _stop_if_asked(deadline: float | None, what: str) -> None:
@@ -286,6 +308,7 @@ def _results(
     fused: dict[tuple[str, str], int],
     shadow: dict[str, dict[str, float]],
     coarsen: bool = True,
+    layout: Layout = NCHW,
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
     the candidates' own figures. With ``coarsen``, a layer run alone gets, of the mappings that
@@ -308,7 +331,9 @@ def _results(
         group_mappings[key] = mapping
     counts = {name: len(cands) for name, cands in problem.candidates.items()}
     counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
-    layers, groups = design_results(problem.network, problem.accelerator, mappings, group_mappings, counts, shadow)
+    layers, groups = design_results(
+        problem.network, problem.accelerator, mappings, group_mappings, counts, shadow, layout
+    )
     expected = {name: int(problem.candidates[name].total_bits[k]) for name, k in chosen.items()}
     expected |= {f"{a}..{b}": int(problem.groups[a, b].total_bits[k]) for (a, b), k in fused.items()}
     found = {r.layer.name: r.traffic.total for r in layers if r.group is None}
@@ -325,10 +350,14 @@ def design_results(
     group_mappings: dict[tuple[str, str], GroupMapping],
     candidates: dict[str, int] | None = None,
     shadow: dict[str, dict[str, float]] | None = None,
+    layout: Layout = NCHW,
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """Evaluate a design (layers alone with their mappings, fused groups with theirs) with the
     independent checker; raise DseError if it breaks a rule. ``candidates`` counts each unit's
-    candidate mappings (by layer name, or ``first..last``), ``shadow`` gives their prices."""
+    candidate mappings (by layer name, or ``first..last``), ``shadow`` gives their prices.
+    With a burst of more than a byte, the bursts are counted with every feature map in
+    ``layout``."""
+    burst = accelerator.burst_bytes
     candidates, shadow = candidates or {}, shadow or {}
     acc = accelerator
     check = check_mappings(network, acc, mappings, group_mappings)
@@ -354,6 +383,7 @@ def design_results(
             latency_cycles=cost_of(Objective.LATENCY, acc, dram, macs, operand_bytes, hidden).item(),
             energy_pj=cost_of(Objective.ENERGY, acc, dram, macs, operand_bytes, hidden).item(),
             shadow_price=shadow.get(name),
+            bursts=group_bursts(checked.segment, mapping, layout, burst) if burst > 1 else None,
         )
         for layer in layers:
             groups[layer.name] = result
@@ -366,6 +396,7 @@ def design_results(
                 LayerResult(
                     layer, None, group, group.cost.by_layer[layer.name], group.buffer_bytes,
                     candidates.get(layer.name, 0), None, None, group.shadow_price,
+                    None if group.bursts is None else group.bursts[layer.name],
                 )
             )  # fmt: skip
             continue
@@ -382,6 +413,7 @@ def design_results(
                 latency_cycles=cost(Objective.LATENCY, layer, acc, dram, hidden).item(),
                 energy_pj=cost(Objective.ENERGY, layer, acc, dram, hidden).item(),
                 shadow_price=shadow.get(layer.name),
+                bursts=layer_bursts(layer, mappings[layer.name], Layouts(layout, layout), burst) if burst > 1 else None,
             )
         )
     distinct = {id(group): group for group in groups.values()}  # in network order

@@ -96,6 +96,40 @@ def test_result_layers(result):
     assert result["layers"][4]["dims"]["stride"] == 2  # s2.conv1
 
 
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC", "NCHW8c"])
+def test_bursts_are_reported_in_the_layout_asked_for(tmp_path, capsys, layout: str):
+    """An accelerator with 64-byte bursts: every layer and group reports its bursts, the bytes
+    they move (at least the bytes used) and the efficiency, in the table and the JSON."""
+    spec = yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8")) | {"dram": {"burst": "64 B"}}
+    acc = tmp_path / "acc.yaml"
+    acc.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    out = tmp_path / "r.json"
+    assert main(["solve", str(NETWORK), str(acc), "--fusion", "3", "--layout", layout, "--out", str(out)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "moved" in printed and f"in bursts of 64 bytes, feature maps in {layout}" in printed
+    record = json.loads(out.read_text(encoding="utf-8"))
+    assert record["burst_bytes"] == 64 and record["layout"] == layout
+    moved = 0
+    for unit in [layer for layer in record["layers"] if layer["group"] is None] + record["groups"]:
+        bursts = unit["dram_bursts"]
+        assert bursts["moved_bytes"] == 64 * bursts["bursts"]["total"] >= unit["dram_bytes"]["total"]
+        assert bursts["efficiency"] == pytest.approx(unit["dram_bytes"]["total"] / bursts["moved_bytes"])
+        moved += bursts["moved_bytes"]
+    assert record["totals"]["moved_bytes"] == moved
+    assert record["totals"]["burst_efficiency"] == pytest.approx(record["totals"]["dram_bytes"] / moved)
+
+
+def test_one_byte_bursts_report_no_bursts(result):
+    assert result["burst_bytes"] == 1 and result["totals"]["moved_bytes"] is None
+    assert all(layer["dram_bursts"] is None for layer in result["layers"])
+
+
+def test_a_bad_layout_is_one_line(capsys):
+    assert main(["solve", str(NETWORK), str(ACCELERATOR), "--layout", "NCWH"]) == EXIT_INPUT
+    (line,) = error_lines(capsys)
+    assert "--layout" in line and "'NCWH'" in line
+
+
 def test_layer_totals_sum_to_the_total(result):
     total = result["totals"]["dram_bytes"]
     assert sum(layer["dram_bytes"]["total"] for layer in result["layers"]) == total

@@ -670,3 +670,12 @@ def test_accumulators_and_levels(tmp_path):
     assert acc.accumulators is Accumulators.BUFFER and not acc.operand_levels
     _, problems = accelerator_problems(tmp_path, ACCELERATOR | {"levels": "some"})
     assert len(problems) == 1 and "levels" in problems[0] and "'some'" in problems[0], problems
+
+
+def test_dram_burst(tmp_path):
+    assert load_accelerator(write(tmp_path, ACCELERATOR, "plain.yaml")).burst_bytes == 1
+    acc = load_accelerator(write(tmp_path, ACCELERATOR | {"dram": {"burst": "64 B"}}, "burst.yaml"))
+    assert acc.burst_bytes == 64
+    for bad, shown in (({"burst": 0}, "0"), ({"burst": "8 KiB"}, "'8 KiB'"), ({"bursts": 64}, "bursts")):
+        _, problems = accelerator_problems(tmp_path, ACCELERATOR | {"dram": bad})
+        assert len(problems) == 1 and "dram.burst" in problems[0] and shown in problems[0], problems

@@ -1,0 +1,108 @@
+"""DRAM bursts and tensor layouts: the per-block counts against a walk of every element."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dse_milp.bursts import Layouts, group_bursts, layer_bursts
+from dse_milp.fusion import GroupMapping, residency_choices
+from dse_milp.layouts import NCHW, NHWC, Layout, input_spans
+from dse_milp.simulate import simulate, simulate_group_bursts
+from dse_milp.solve import segments
+from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, traffic
+from dse_milp.workload import Layer, LayerKind, Precision
+from tests.layers import small_layers, tilings
+from tests.test_fusion import random_networks
+
+LAYOUTS = st.sampled_from([NCHW, NHWC, Layout("NCHW", 1), Layout("NCHW", 2), Layout("NCHW", 3)])
+
+
+@settings(max_examples=120, deadline=None)
+@given(data=st.data(), layer=small_layers(), burst=st.sampled_from([1, 2, 3, 4, 16]))
+def test_bursts_equal_a_walk_of_every_element(data: st.DataObject, layer: Layer, burst: int):
+    """Every transfer's distinct bursts, found from its elements' addresses one by one, for
+    random tilings, orders, levels, layouts and bursts (odd bursts and 4-bit elements
+    included, so elements straddle bursts and runs share them)."""
+    mapping = Mapping(
+        data.draw(tilings(layer)),
+        data.draw(st.sampled_from(ORDERS)),
+        Levels(*(data.draw(st.integers(0, 4)) for _ in range(3))),
+    )
+    layouts = Layouts(data.draw(LAYOUTS), data.draw(LAYOUTS))
+    walk = simulate(layer, mapping, layouts=(layouts.input, layouts.output), burst_bytes=burst)
+    assert layer_bursts(layer, mapping, layouts, burst) == walk.bursts
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), layer=small_layers())
+def test_one_byte_bursts_of_whole_bytes_are_the_bytes(data: st.DataObject, layer: Layer):
+    """With 1-byte bursts and 8-bit elements every layout moves exactly the traffic's bytes."""
+    layer = Layer(**{**layer.__dict__, "precision": Precision(8, 8, 8, 32)})
+    mapping = Mapping(data.draw(tilings(layer)), data.draw(st.sampled_from(ORDERS)))
+    moved = layer_bursts(layer, mapping, Layouts(data.draw(LAYOUTS), data.draw(LAYOUTS)), 1)
+    bits = traffic(layer, mapping)
+    assert moved.input_read == bits.input_read // 8
+    assert moved.output_write == bits.output_write // 8
+    assert moved.psum_read == bits.psum_read // 8
+
+
+def test_a_strided_1x1_conv_moves_the_columns_it_skips():
+    """A 1x1 stride-2 conv over 8x8 inputs (1 channel, 8-bit) reads columns 0, 2, 4, 6 of every
+    other row. In NCHW with 4-byte bursts each read row touches bytes 0-3 and 4-7: two bursts,
+    8 bytes moved for 4 used. One whole-tensor transfer: 4 rows, 8 bursts, 32 bytes for 16."""
+    layer = Layer("s2", LayerKind.CONV2D, ("input",), m=1, n=1, r=4, c=4, h=8, w=8, sh=2, sw=2,
+                  precision=Precision(8, 8, 8, 32))  # fmt: skip
+    assert input_spans(0, 4, 2, 1, 0, 8) == [(0, 1), (2, 3), (4, 5), (6, 7)]
+    whole = Mapping(Tiling(1, 1, 4, 4), "mnrc")
+    assert traffic(layer, whole).input_read == 16 * 8
+    assert layer_bursts(layer, whole, Layouts(NCHW, NCHW), 4).input_read == 8
+    # the output (4x4) is dense: 16 bytes, 4 bursts
+    assert layer_bursts(layer, whole, Layouts(NCHW, NCHW), 4).output_write == 4
+
+
+def test_small_tiles_cost_whole_bursts():
+    """A 1x1 conv, 16 -> 16 channels over 4x4 (8-bit), tiles of one pixel: in NCHW each pixel's
+    16 input channels lie 16 bytes apart, so with 64-byte bursts a one-pixel block touches 4
+    bursts (256 bytes moved for 16 used); in NHWC they are one 16-byte run, one burst. Whole
+    rows (t_c = 4) in NCHW: 16 runs of 4 bytes over 256 bytes, 4 bursts per row block."""
+    layer = Layer("pw", LayerKind.CONV2D, ("input",), m=16, n=16, r=4, c=4, h=4, w=4,
+                  precision=Precision(8, 8, 8, 32))  # fmt: skip
+    pixel = Mapping(Tiling(16, 16, 1, 1), "mnrc")
+    assert layer_bursts(layer, pixel, Layouts(NCHW, NCHW), 64).input_read == 16 * 4
+    assert layer_bursts(layer, pixel, Layouts(NHWC, NHWC), 64).input_read == 16 * 1
+    rows = Mapping(Tiling(16, 16, 1, 4), "mnrc")
+    assert layer_bursts(layer, rows, Layouts(NCHW, NCHW), 64).input_read == 4 * 4
+
+
+@pytest.mark.parametrize("text", ["nchw", "NHWC", "NCHW16c", "nchw4C"])
+def test_layouts_parse(text: str):
+    assert str(Layout.parse(text)).upper() == text.upper()
+
+
+@pytest.mark.parametrize("text", ["CHW", "NCHW0c", "NCHW16", "NCHWc"])
+def test_bad_layouts_are_refused(text: str):
+    with pytest.raises(ValueError, match="NCHW<b>c"):
+        Layout.parse(text)
+
+
+@pytest.mark.parametrize("layout", [NCHW, NHWC, Layout("NCHW", 2)])
+def test_group_bursts_equal_a_walk_of_every_element(layout: Layout):
+    """Fused groups on random chains and residual blocks: every tile's regions, weights and
+    output, counted from their elements, for every tile size and residency."""
+    rng = random.Random(11)
+    compared = 0
+    for network in random_networks(25, seed=6):
+        for segment in segments(network, longest=3):
+            last = segment.shape(segment.last.name)
+            mapping = GroupMapping(rng.randint(1, last.height), rng.randint(1, last.width),
+                                   rng.choice(residency_choices(segment)))  # fmt: skip
+            burst = rng.choice([2, 4, 16])
+            assert group_bursts(segment, mapping, layout, burst) == simulate_group_bursts(
+                segment, mapping, layout, burst
+            )
+            compared += 1
+    assert compared > 20
