@@ -226,6 +226,15 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool) 
     )
 
 
+def group_objective(objective: Objective, accelerator: Accelerator, segment: Segment, cost: GroupCost) -> float:
+    """The cost under ``objective`` of ``segment`` run as ``cost`` says: its traffic, exposed
+    bits, and MACs (the recomputed halo included) with the buffer reads they make."""
+    macs = {layer.name: layer.macs + cost.extra_macs[layer.name] for layer in segment.layers}
+    operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
+    moved, hidden = cost.traffic.total / 8, cost.exposed / 8
+    return cost_of(objective, accelerator, moved, sum(macs.values()), operand, hidden).item()
+
+
 def residency_choices(segment: Segment) -> list[frozenset[str]]:
     """Every subset of the group's layers with weights, smallest first."""
     named = [layer.name for layer in segment.layers if layer.has_weights]
@@ -294,20 +303,17 @@ class GroupCandidates:
     def total_bits(self) -> np.ndarray:
         return self.traffic.sum(axis=1)
 
-    @property
-    def macs(self) -> np.ndarray:
-        """(k,) MACs of the whole group, the recomputed halo included."""
-        return sum(layer.macs for layer in self.segment.layers) + self.extra_macs.sum(axis=1)
-
-    @property
-    def operand_bytes(self) -> np.ndarray:
-        """(k,) bytes the group's MACs read from the buffer."""
-        return _operand_bytes(self.segment, self.extra_macs)
+    def work(self) -> tuple[np.ndarray, np.ndarray]:
+        """(k,) MACs of the whole group (the recomputed halo included), and (k,) bytes they read
+        from the buffer."""
+        return _work(self.segment, self.extra_macs)
 
 
-def _operand_bytes(segment: Segment, extra_macs: np.ndarray) -> np.ndarray:
+def _work(segment: Segment, extra_macs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MACs and the buffer bytes they read, for rows of extra MACs by layer."""
+    macs = np.array([layer.macs for layer in segment.layers]) + extra_macs
     per_mac = np.array([operand_bytes_per_mac(layer) for layer in segment.layers])
-    return (np.array([layer.macs for layer in segment.layers]) + extra_macs) @ per_mac
+    return macs.sum(axis=1), macs @ per_mac
 
 
 def generate_group(
@@ -348,12 +354,10 @@ def coarsest_group(
     grid = _group_grid(segment, accelerator)
     index = np.flatnonzero(grid.fits(accelerator))
     mine = group_cost(segment, chosen, accelerator.double_buffering)
-    macs = {layer.name: layer.macs + mine.extra_macs[layer.name] for layer in segment.layers}
-    operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
     ok = grid.traffic[index].sum(axis=1) == mine.traffic.total
     work = grid.work(index)
     for objective in objectives:
-        limit = cost_of(objective, accelerator, mine.traffic.total / 8, sum(macs.values()), operand, mine.exposed / 8)
+        limit = group_objective(objective, accelerator, segment, mine)
         ok &= cost_of(objective, accelerator, work[0] / 8, work[1], work[2], work[3] / 8) <= limit
     index = index[ok]
     if not len(index):
@@ -389,9 +393,8 @@ class _GroupGrid:
 
     def work(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(traffic bits, MACs, operand bytes, exposed bits) of the points ``index``."""
-        extra = self.extra[index]
-        macs = sum(layer.macs for layer in self.segment.layers) + extra.sum(axis=1)
-        return self.traffic[index].sum(axis=1), macs, _operand_bytes(self.segment, extra), self.exposed[index]
+        macs, operand_bytes = _work(self.segment, self.extra[index])
+        return self.traffic[index].sum(axis=1), macs, operand_bytes, self.exposed[index]
 
     def candidates(self, keep: np.ndarray) -> GroupCandidates:
         row_tiles, col_tiles = self.rows.tile[self.row[keep]], self.cols.tile[self.col[keep]]

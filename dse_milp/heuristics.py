@@ -31,9 +31,9 @@ from importlib import metadata
 import numpy as np
 
 from dse_milp.accelerator import Accelerator, sized
-from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac
+from dse_milp.cost import Objective, cost
 from dse_milp.errors import NoSolutionError
-from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost
+from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost, group_objective
 from dse_milp.layouts import NCHW, Layout
 from dse_milp.levels import OPERANDS
 from dse_milp.solve import Solution, design_results
@@ -151,11 +151,7 @@ class SearchSpace:
             if key not in self._memo:
                 segment = Segment.of(self.network, *group)
                 c = group_cost(segment, mapping, acc.double_buffering)
-                macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
-                operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
-                moved, hidden = c.traffic.total / 8, c.exposed / 8
-                value = cost_of(self.objective, acc, moved, sum(macs.values()), operand, hidden)
-                self._memo[key] = value.item()
+                self._memo[key] = group_objective(self.objective, acc, segment, c)
             total += self._memo[key]
         return total
 

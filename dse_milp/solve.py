@@ -11,11 +11,11 @@ from dse_milp.accelerator import Accelerator, sized
 from dse_milp.bursts import Layouts, group_bursts, layer_bursts
 from dse_milp.candidates import fewest_tiles, generate
 from dse_milp.check import check_mappings
-from dse_milp.cost import Objective, cost, cost_of, operand_bytes_per_mac, ranked_by_objectives
+from dse_milp.cost import Objective, cost, ranked_by_objectives
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
-from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group
+from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group, group_objective
 from dse_milp.layouts import NCHW, Layout
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
@@ -367,12 +367,6 @@ def design_results(
     groups: dict[str, GroupResult] = {}
     for key, mapping in group_mappings.items():
         checked = check.groups[key]
-        layers = checked.segment.layers
-        macs = sum(layer.macs + checked.cost.extra_macs[layer.name] for layer in layers)
-        operand_bytes = sum(
-            (layer.macs + checked.cost.extra_macs[layer.name]) * operand_bytes_per_mac(layer) for layer in layers
-        )
-        dram, hidden = checked.cost.traffic.total / 8, checked.cost.exposed / 8
         name = f"{key[0]}..{key[1]}"
         result = GroupResult(
             segment=checked.segment,
@@ -380,12 +374,12 @@ def design_results(
             cost=checked.cost,
             buffer_bytes=checked.buffer_bytes,
             candidates=candidates.get(name, 0),
-            latency_cycles=cost_of(Objective.LATENCY, acc, dram, macs, operand_bytes, hidden).item(),
-            energy_pj=cost_of(Objective.ENERGY, acc, dram, macs, operand_bytes, hidden).item(),
+            latency_cycles=group_objective(Objective.LATENCY, acc, checked.segment, checked.cost),
+            energy_pj=group_objective(Objective.ENERGY, acc, checked.segment, checked.cost),
             shadow_price=shadow.get(name),
             bursts=group_bursts(checked.segment, mapping, layout, burst) if burst > 1 else None,
         )
-        for layer in layers:
+        for layer in checked.segment.layers:
             groups[layer.name] = result
 
     results = []

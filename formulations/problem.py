@@ -37,9 +37,8 @@ class MappingProblem:
     def group_cost(self, objective: Objective, group: GroupKey) -> np.ndarray:
         """The cost of each candidate of a fused group, halo recomputation included."""
         cands = self.groups[group]
-        return cost_of(
-            objective, self.accelerator, cands.total_bits / 8, cands.macs, cands.operand_bytes, cands.exposed / 8
-        )
+        macs, operand_bytes = cands.work()
+        return cost_of(objective, self.accelerator, cands.total_bits / 8, macs, operand_bytes, cands.exposed / 8)
 
     def buffer_bytes(self, footprint: np.ndarray) -> dict[str, np.ndarray]:
         """Bytes each candidate (rows of a (k, 3) per-operand ``footprint`` in bits) occupies in

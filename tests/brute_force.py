@@ -133,8 +133,7 @@ def best_network_cost(network: Network, accelerator: Accelerator, objective: Obj
 def best_group_cost(segment, accelerator: Accelerator, objective: Objective = Objective.DRAM) -> float | None:
     """The least cost of a fused group over every tile (all integers along both axes of its
     last output) and every choice of resident weights that fits; None if none fits."""
-    from dse_milp.cost import cost_of, operand_bytes_per_mac
-    from dse_milp.fusion import GroupMapping, group_cost, residency_choices
+    from dse_milp.fusion import GroupMapping, group_cost, group_objective, residency_choices
 
     last = segment.shape(segment.last.name)
     best = None
@@ -144,10 +143,7 @@ def best_group_cost(segment, accelerator: Accelerator, objective: Objective = Ob
                 c = group_cost(segment, GroupMapping(rows, cols, resident), accelerator.double_buffering)
                 if any(sum(c.footprint[op] for op in b.operands) > 8 * b.capacity_bytes for b in accelerator.buffers):
                     continue
-                macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
-                operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
-                traffic, exposed = c.traffic.total / 8, c.exposed / 8
-                value = cost_of(objective, accelerator, traffic, sum(macs.values()), operand, exposed).item()
+                value = group_objective(objective, accelerator, segment, c)
                 best = value if best is None else min(best, value)
     return best
 

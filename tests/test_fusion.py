@@ -9,8 +9,16 @@ import pytest
 
 from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
 from dse_milp.candidates import TRAFFIC_FIELDS, generate
-from dse_milp.cost import Objective, cost_of, operand_bytes_per_mac
-from dse_milp.fusion import GroupMapping, Segment, coarsest_group, generate_group, group_cost, residency_choices
+from dse_milp.cost import Objective
+from dse_milp.fusion import (
+    GroupMapping,
+    Segment,
+    coarsest_group,
+    generate_group,
+    group_cost,
+    group_objective,
+    residency_choices,
+)
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
 from dse_milp.solve import build_problem, segments, solve
@@ -77,14 +85,7 @@ def test_residual_block_group_reads_the_skip_tensor_once_per_tile():
 
 def _keys(segment: Segment, accelerator: Accelerator, objectives: tuple[Objective, ...], costs: list) -> list:
     """The lexicographic key of each group cost: its cost under each objective, then its traffic."""
-    keys = []
-    for c in costs:
-        macs = {layer.name: layer.macs + c.extra_macs[layer.name] for layer in segment.layers}
-        operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
-        moved, hidden = c.traffic.total / 8, c.exposed / 8
-        values = [cost_of(o, accelerator, moved, sum(macs.values()), operand, hidden).item() for o in objectives]
-        keys.append((*values, c.traffic.total))
-    return keys
+    return [(*(group_objective(o, accelerator, segment, c) for o in objectives), c.traffic.total) for c in costs]
 
 
 @pytest.mark.parametrize(
