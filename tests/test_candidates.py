@@ -10,29 +10,7 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import STATIONARY_ORDERS, TRAFFIC_FIELDS, channel_options, generate
 from dse_milp.traffic import ORDERS, Mapping, footprint, traffic
 from dse_milp.workload import Layer, LayerKind
-from tests.brute_force import best_layer_cost
 from tests.layers import ENERGY, every_tiling, small_accelerator, small_layers, tilings
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    layer=small_layers(),
-    capacity=st.integers(4, 400),
-    double_buffering=st.booleans(),
-    separate=st.booleans(),
-    operand_levels=st.booleans(),
-)
-def test_least_traffic_candidate_equals_brute_force(
-    layer: Layer, capacity: int, double_buffering: bool, separate: bool, operand_levels: bool
-):
-    """Every tiling x every order x (with operand levels) every level of each operand."""
-    acc = small_accelerator(capacity, double_buffering, separate, operand_levels)
-    cands = generate(layer, acc)
-    best = best_layer_cost(layer, acc)
-    if best is None:
-        assert len(cands) == 0
-        return
-    assert cands.total_bits.min() / 8 == best
 
 
 @settings(max_examples=100, deadline=None)
