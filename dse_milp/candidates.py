@@ -453,15 +453,19 @@ def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Patte
         banks = bank_counts(np.stack([np.broadcast_to(f, shape).ravel()[at] for f in footprint], 1), split)
     if so_far is not None and len(so_far) and banks is None:  # drop what the front so far beats
         front_size = so_far.footprint.sum(axis=1)
-        both = _scores(layer, accelerator, ranking, np.concatenate([so_far.traffic.sum(axis=1), total]),
-                       np.concatenate([so_far.exposed, hidden]))  # fmt: skip
-        front_score, score = both[: len(so_far)], both[len(so_far) :]
+        front_score, score = so_far.traffic.sum(axis=1), total
+        if ranking is not None:  # ranks compare only within one ranking: rank both sets together
+            both = _scores(layer, accelerator, ranking, np.concatenate([front_score, total]),
+                           np.concatenate([so_far.exposed, hidden]))  # fmt: skip
+            front_score, score = both[: len(so_far)], both[len(so_far) :]
         j = np.searchsorted(front_size, size, side="right") - 1
         beaten = (j >= 0) & (
             (front_score[j] < score) | ((front_score[j] == score) & (front_size[np.maximum(j, 0)] < size))
         )
-        at, total, size, hidden = at[~beaten], total[~beaten], size[~beaten], hidden[~beaten]
-    keep = contenders(_scores(layer, accelerator, ranking, total, hidden), size, banks)
+        at, total, size, score = at[~beaten], total[~beaten], size[~beaten], score[~beaten]
+    else:
+        score = _scores(layer, accelerator, ranking, total, hidden)
+    keep = contenders(score, size, banks)
     at, total = at[keep], total[keep]
     coords = np.unravel_index(at, shape)
     point = {f: {d: c[coords[a]] for a, (d, c) in enumerate(col.items())} for f, col in columns.items()}
