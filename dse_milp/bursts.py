@@ -1,9 +1,9 @@
-"""The DRAM bursts one layer's mapping moves, for given tensor layouts (scalar reference).
+"""The DRAM bursts one layer's mapping (or one fused group's) moves, for given tensor layouts.
 
 The traffic model (``dse_milp.traffic``) reads every block of an operand once per
 pass, and makes ``refetch`` passes; here each block transfer costs the bursts its
 elements touch in the tensor's layout (``dse_milp.layouts``), so an operand moves
-``passes x (bursts of every block of one pass)`` bursts:
+``passes x (bursts of every block of one pass)`` bursts (``dse_milp.passes``):
 
 - input: each block is the channels of its n block (within its group), and the
   input rows and columns its output rows and columns read (halo included, rows a
@@ -19,11 +19,11 @@ every transfer from its elements, sharing none of this.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 from dse_milp.fusion import GroupMapping, Segment, spans, weight_slice
-from dse_milp.layouts import Layout, Span, distinct_bursts, input_spans, runs
+from dse_milp.layouts import Layout, Span, input_spans
+from dse_milp.passes import tiled_pass_bursts
 from dse_milp.traffic import RELEVANT, Mapping, Traffic, block, refetch, tile_bounds, trip_counts
 from dse_milp.workload import Layer, Operand, Shape
 
@@ -44,13 +44,6 @@ def output_shape(layer: Layer) -> Shape:
     return Shape(layer.groups * layer.mg, layer.r, layer.c)
 
 
-def box_bursts(layout: Layout, shape: Shape, bits: int, burst_bytes: int, channels: list[Span],
-               rows: list[Span], cols: list[Span]) -> int:  # fmt: skip
-    """Bursts of the boxes (one per range of ``channels``, all with ``rows`` and ``cols``)."""
-    element_runs, box = runs(layout, shape, channels, rows, cols)
-    return distinct_bursts(element_runs, box, bits, burst_bytes)
-
-
 def layer_bursts(layer: Layer, mapping: Mapping, layouts: Layouts, burst_bytes: int) -> Traffic:
     """Bursts (not bits) of each kind of transfer of ``layer`` under ``mapping``."""
     trips = trip_counts(layer, mapping.tiling)
@@ -61,29 +54,28 @@ def layer_bursts(layer: Layer, mapping: Mapping, layouts: Layouts, burst_bytes: 
 
     def ranges(operand: Operand, d: str) -> list[Span]:
         """The ranges of loop ``d`` the blocks of ``operand`` cover: tiles, or the whole loop."""
-        extent = layer.dims[d]
-        return tile_bounds(extent, block(layer, mapping, operand)[d])
+        return tile_bounds(layer.dims[d], block(layer, mapping, operand)[d])
 
-    # input: one box per (group, n block) for each (row block, column block)
-    channel_boxes = [(g * layer.ng + a, g * layer.ng + b) for g in range(layer.groups)
-                     for a, b in ranges(Operand.INPUT, "n")]  # fmt: skip
-    rows = [input_spans(a, b, layer.sh, layer.kh, layer.ph, layer.h) for a, b in ranges(Operand.INPUT, "r")]
-    cols = [input_spans(a, b, layer.sw, layer.kw, layer.pw, layer.w) for a, b in ranges(Operand.INPUT, "c")]
-    shape = input_shape(layer)
-    per_pass = sum(
-        box_bursts(layouts.input, shape, bits.input, burst_bytes, channel_boxes, r, c)
-        for r, c in itertools.product(rows, cols)
-    )
+    def channel_boxes(per_group: int, operand: Operand, d: str) -> tuple[Span, ...]:
+        """One box per (group, block of loop ``d``)."""
+        return tuple((g * per_group + a, g * per_group + b) for g in range(layer.groups) for a, b in ranges(operand, d))
+
+    # input: every (group, n block) with every row block and column block, halo included
+    rows = tuple(tuple(input_spans(a, b, layer.sh, layer.kh, layer.ph, layer.h)) for a, b in ranges(Operand.INPUT, "r"))
+    cols = tuple(tuple(input_spans(a, b, layer.sw, layer.kw, layer.pw, layer.w)) for a, b in ranges(Operand.INPUT, "c"))
+    per_pass = tiled_pass_bursts(
+        layouts.input, input_shape(layer), bits.input, burst_bytes, channel_boxes(layer.ng, Operand.INPUT, "n"),
+        tuple(r for r in rows if r), tuple(c for c in cols if c),
+    )  # fmt: skip
     input_read = per_pass * layer.input_tensors * passes(Operand.INPUT)
 
-    # output: one box per (group, m block) for each (row block, column block)
-    out = output_shape(layer)
-    out_boxes = [(g * layer.mg + a, g * layer.mg + b) for g in range(layer.groups)
-                 for a, b in ranges(Operand.OUTPUT, "m")]  # fmt: skip
-    pairs = list(itertools.product(ranges(Operand.OUTPUT, "r"), ranges(Operand.OUTPUT, "c")))
+    # output: every (group, m block) with every row block and column block
+    out_boxes = channel_boxes(layer.mg, Operand.OUTPUT, "m")
+    out_rows = tuple((span,) for span in ranges(Operand.OUTPUT, "r"))
+    out_cols = tuple((span,) for span in ranges(Operand.OUTPUT, "c"))
 
     def output_pass(width: int) -> int:
-        return sum(box_bursts(layouts.output, out, width, burst_bytes, out_boxes, [r], [c]) for r, c in pairs)
+        return tiled_pass_bursts(layouts.output, output_shape(layer), width, burst_bytes, out_boxes, out_rows, out_cols)
 
     visits = passes(Operand.OUTPUT)
     psum = output_pass(bits.psum) * (visits - 1) if visits > 1 else 0
@@ -91,12 +83,21 @@ def layer_bursts(layer: Layer, mapping: Mapping, layouts: Layouts, burst_bytes: 
     weight_read = 0
     if layer.has_weights:
         size = 8 * burst_bytes
-        per_group = sum(
-            -(-((b - a) * (d - c) * layer.kh * layer.kw * bits.weight) // size)
-            for (a, b), (c, d) in itertools.product(ranges(Operand.WEIGHT, "m"), ranges(Operand.WEIGHT, "n"))
+        kernel = layer.kh * layer.kw * bits.weight
+        shape = block(layer, mapping, Operand.WEIGHT)
+        per_group = sum(  # blocks come in at most four sizes: whole or edge along m and along n
+            count_m * count_n * -(-(m * n * kernel) // size)
+            for count_m, m in _tile_sizes(layer.mg, shape["m"])
+            for count_n, n in _tile_sizes(layer.ng, shape["n"])
         )
         weight_read = per_group * layer.groups * passes(Operand.WEIGHT)
     return Traffic(input_read, weight_read, output_pass(bits.output), psum, psum)
+
+
+def _tile_sizes(extent: int, tile: int) -> list[tuple[int, int]]:
+    """(how many, size) of the tiles of a loop: the whole tiles, and the edge tile if any."""
+    whole, edge = divmod(extent, tile)
+    return [(whole, tile)] + ([(1, edge)] if edge else [])
 
 
 def group_bursts(segment: Segment, mapping: GroupMapping, layout: Layout, burst_bytes: int) -> dict[str, Traffic]:
@@ -112,10 +113,9 @@ def group_bursts(segment: Segment, mapping: GroupMapping, layout: Layout, burst_
 
     def regions(tensor: str, bits: int) -> int:
         shape = segment.shape(tensor)
-        return sum(
-            box_bursts(layout, shape, bits, burst_bytes, [(0, shape.channels)], [r[tensor]], [c[tensor]])
-            for r, c in itertools.product(row_tiles, col_tiles)
-        )
+        rows = tuple((r[tensor],) for r in row_tiles)
+        cols = tuple((c[tensor],) for c in col_tiles)
+        return tiled_pass_bursts(layout, shape, bits, burst_bytes, ((0, shape.channels),), rows, cols)
 
     counts = {layer.name: Traffic() for layer in segment.layers}
     for tensor in segment.externals:
