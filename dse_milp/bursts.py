@@ -19,21 +19,11 @@ every transfer from its elements, sharing none of this.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from dse_milp.fusion import GroupMapping, Segment, spans, weight_slice
-from dse_milp.layouts import Layout, Span, input_spans
+from dse_milp.layouts import Layout, Layouts, Span, input_spans
 from dse_milp.passes import tiled_pass_bursts
 from dse_milp.traffic import RELEVANT, Mapping, Traffic, block, refetch, tile_bounds, trip_counts
 from dse_milp.workload import Layer, Operand, Shape
-
-
-@dataclass(frozen=True)
-class Layouts:
-    """The layouts of a layer's input tensors and of its output."""
-
-    input: Layout
-    output: Layout
 
 
 def input_shape(layer: Layer) -> Shape:
@@ -46,52 +36,67 @@ def output_shape(layer: Layer) -> Shape:
 
 def layer_bursts(layer: Layer, mapping: Mapping, layouts: Layouts, burst_bytes: int) -> Traffic:
     """Bursts (not bits) of each kind of transfer of ``layer`` under ``mapping``."""
-    trips = trip_counts(layer, mapping.tiling)
-    bits = layer.precision
-
-    def passes(operand: Operand) -> int:
-        return refetch(mapping.order[: mapping.levels.of(operand)], trips, RELEVANT[operand])
-
-    def ranges(operand: Operand, d: str) -> list[Span]:
-        """The ranges of loop ``d`` the blocks of ``operand`` cover: tiles, or the whole loop."""
-        return tile_bounds(layer.dims[d], block(layer, mapping, operand)[d])
-
-    def channel_boxes(per_group: int, operand: Operand, d: str) -> tuple[Span, ...]:
-        """One box per (group, block of loop ``d``)."""
-        return tuple((g * per_group + a, g * per_group + b) for g in range(layer.groups) for a, b in ranges(operand, d))
-
-    # input: every (group, n block) with every row block and column block, halo included
-    rows = tuple(tuple(input_spans(a, b, layer.sh, layer.kh, layer.ph, layer.h)) for a, b in ranges(Operand.INPUT, "r"))
-    cols = tuple(tuple(input_spans(a, b, layer.sw, layer.kw, layer.pw, layer.w)) for a, b in ranges(Operand.INPUT, "c"))
-    per_pass = tiled_pass_bursts(
-        layouts.input, input_shape(layer), bits.input, burst_bytes, channel_boxes(layer.ng, Operand.INPUT, "n"),
-        tuple(r for r in rows if r), tuple(c for c in cols if c),
+    write, psum = output_bursts(layer, mapping, layouts.output, burst_bytes)
+    return Traffic(
+        input_bursts(layer, mapping, layouts.input, burst_bytes), weight_bursts(layer, mapping, burst_bytes),
+        write, psum, psum,
     )  # fmt: skip
-    input_read = per_pass * layer.input_tensors * passes(Operand.INPUT)
 
-    # output: every (group, m block) with every row block and column block
-    out_boxes = channel_boxes(layer.mg, Operand.OUTPUT, "m")
-    out_rows = tuple((span,) for span in ranges(Operand.OUTPUT, "r"))
-    out_cols = tuple((span,) for span in ranges(Operand.OUTPUT, "c"))
 
-    def output_pass(width: int) -> int:
-        return tiled_pass_bursts(layouts.output, output_shape(layer), width, burst_bytes, out_boxes, out_rows, out_cols)
+def _passes(layer: Layer, mapping: Mapping, operand: Operand) -> int:
+    trips = trip_counts(layer, mapping.tiling)
+    return refetch(mapping.order[: mapping.levels.of(operand)], trips, RELEVANT[operand])
 
-    visits = passes(Operand.OUTPUT)
-    psum = output_pass(bits.psum) * (visits - 1) if visits > 1 else 0
 
-    weight_read = 0
-    if layer.has_weights:
-        size = 8 * burst_bytes
-        kernel = layer.kh * layer.kw * bits.weight
-        shape = block(layer, mapping, Operand.WEIGHT)
-        per_group = sum(  # blocks come in at most four sizes: whole or edge along m and along n
-            count_m * count_n * -(-(m * n * kernel) // size)
-            for count_m, m in _tile_sizes(layer.mg, shape["m"])
-            for count_n, n in _tile_sizes(layer.ng, shape["n"])
-        )
-        weight_read = per_group * layer.groups * passes(Operand.WEIGHT)
-    return Traffic(input_read, weight_read, output_pass(bits.output), psum, psum)
+def _ranges(layer: Layer, mapping: Mapping, operand: Operand, d: str) -> list[Span]:
+    """The ranges of loop ``d`` the blocks of ``operand`` cover: tiles, or the whole loop."""
+    return tile_bounds(layer.dims[d], block(layer, mapping, operand)[d])
+
+
+def _channel_boxes(layer: Layer, mapping: Mapping, operand: Operand, d: str, per_group: int) -> tuple[Span, ...]:
+    """One box per (group, block of loop ``d``)."""
+    blocks = _ranges(layer, mapping, operand, d)
+    return tuple((g * per_group + a, g * per_group + b) for g in range(layer.groups) for a, b in blocks)
+
+
+def input_bursts(layer: Layer, mapping: Mapping, layout: Layout, burst_bytes: int) -> int:
+    """Input bursts: every (group, n block) with every row and column block, halo included."""
+    rows, cols = (
+        tuple(spans for a, b in _ranges(layer, mapping, Operand.INPUT, d) if (spans := tuple(input_spans(a, b, *args))))
+        for d, args in (("r", (layer.sh, layer.kh, layer.ph, layer.h)), ("c", (layer.sw, layer.kw, layer.pw, layer.w)))
+    )  # fmt: skip
+    boxes = _channel_boxes(layer, mapping, Operand.INPUT, "n", layer.ng)
+    per_pass = tiled_pass_bursts(layout, input_shape(layer), layer.precision.input, burst_bytes, boxes, rows, cols)
+    return per_pass * layer.input_tensors * _passes(layer, mapping, Operand.INPUT)
+
+
+def output_bursts(layer: Layer, mapping: Mapping, layout: Layout, burst_bytes: int) -> tuple[int, int]:
+    """(output writes, partial-sum reads, which as many partial-sum writes match) in bursts:
+    every (group, m block) with every row and column block, once at output width and
+    ``visits - 1`` times at partial-sum width."""
+    boxes = _channel_boxes(layer, mapping, Operand.OUTPUT, "m", layer.mg)
+    rows, cols = (tuple((span,) for span in _ranges(layer, mapping, Operand.OUTPUT, d)) for d in "rc")
+
+    def one_pass(width: int) -> int:
+        return tiled_pass_bursts(layout, output_shape(layer), width, burst_bytes, boxes, rows, cols)
+
+    visits = _passes(layer, mapping, Operand.OUTPUT)
+    return one_pass(layer.precision.output), (one_pass(layer.precision.psum) * (visits - 1) if visits > 1 else 0)
+
+
+def weight_bursts(layer: Layer, mapping: Mapping, burst_bytes: int) -> int:
+    """Weight bursts: each block packed from a burst boundary, read once per pass."""
+    if not layer.has_weights:
+        return 0
+    size = 8 * burst_bytes
+    kernel = layer.kh * layer.kw * layer.precision.weight
+    shape = block(layer, mapping, Operand.WEIGHT)
+    per_group = sum(  # blocks come in at most four sizes: whole or edge along m and along n
+        count_m * count_n * -(-(m * n * kernel) // size)
+        for count_m, m in _tile_sizes(layer.mg, shape["m"])
+        for count_n, n in _tile_sizes(layer.ng, shape["n"])
+    )
+    return per_group * layer.groups * _passes(layer, mapping, Operand.WEIGHT)
 
 
 def _tile_sizes(extent: int, tile: int) -> list[tuple[int, int]]:
@@ -100,18 +105,19 @@ def _tile_sizes(extent: int, tile: int) -> list[tuple[int, int]]:
     return [(whole, tile)] + ([(1, edge)] if edge else [])
 
 
-def group_bursts(segment: Segment, mapping: GroupMapping, layout: Layout, burst_bytes: int) -> dict[str, Traffic]:
+def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burst_bytes: int) -> dict[str, Traffic]:
     """Bursts of a fused group by layer (as ``GroupCost.by_layer``): each outside tensor's
     region, all channels, for every tile; the weights (resident: once; streamed: for every
     tile, one output channel at a time, each packed from a burst boundary); the output's
-    region for every tile. Every tensor is in ``layout``."""
+    region for every tile. The tensors it reads are in ``layouts.input``, its output in
+    ``layouts.output``."""
     last = segment.shape(segment.last.name)
     row_tiles = [spans(segment, span, 0) for span in tile_bounds(last.height, mapping.rows)]
     col_tiles = [spans(segment, span, 1) for span in tile_bounds(last.width, mapping.cols)]
     tiles = len(row_tiles) * len(col_tiles)
     size = 8 * burst_bytes
 
-    def regions(tensor: str, bits: int) -> int:
+    def regions(tensor: str, bits: int, layout: Layout) -> int:
         shape = segment.shape(tensor)
         rows = tuple((r[tensor],) for r in row_tiles)
         cols = tuple((c[tensor],) for c in col_tiles)
@@ -120,7 +126,7 @@ def group_bursts(segment: Segment, mapping: GroupMapping, layout: Layout, burst_
     counts = {layer.name: Traffic() for layer in segment.layers}
     for tensor in segment.externals:
         reader = segment.first_reader(tensor).name
-        counts[reader] += Traffic(input_read=regions(tensor, segment.input_bits(tensor)))
+        counts[reader] += Traffic(input_read=regions(tensor, segment.input_bits(tensor), layouts.input))
     for layer in segment.layers:
         if not layer.has_weights:
             continue
@@ -130,5 +136,5 @@ def group_bursts(segment: Segment, mapping: GroupMapping, layout: Layout, burst_
             weights = tiles * layer.m * -(-(weight_slice(layer) * layer.precision.weight) // size)
         counts[layer.name] += Traffic(weight_read=weights)
     out = segment.last
-    counts[out.name] += Traffic(output_write=regions(out.name, out.precision.output))
+    counts[out.name] += Traffic(output_write=regions(out.name, out.precision.output, layouts.output))
     return counts

@@ -33,6 +33,7 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator, Split
 from dse_milp.cost import Objective, objective_rank, operand_bytes_per_mac, ranked_by_objectives
+from dse_milp.layouts import Layouts
 from dse_milp.levels import OPERANDS, STATIONARY_ORDERS, Pattern, patterns
 from dse_milp.traffic import Levels, Mapping, Tiling, halo_stats, needed_inputs
 from dse_milp.traffic import exposed as exact_exposed
@@ -118,6 +119,11 @@ class Candidates:
     """(k,) bits a double-buffered run cannot overlap with compute (``traffic.exposed``)."""
     smallest_footprint: np.ndarray
     """(3,) per operand: the mapping of least total footprint, fitting or not."""
+    layouts: tuple[Layouts, ...] = ()
+    """With DRAM bursts (``dse_milp.burst_candidates``): the layouts of the tensors each
+    candidate reads and writes; ``traffic`` is then the bits its whole bursts move."""
+    useful: np.ndarray | None = None
+    """With DRAM bursts: (k, 5) the bits the traffic model counts; else None (``traffic``)."""
 
     def __len__(self) -> int:
         return len(self.orders)
@@ -125,6 +131,11 @@ class Candidates:
     @property
     def total_bits(self) -> np.ndarray:
         return self.traffic.sum(axis=1)
+
+    @property
+    def useful_bits(self) -> np.ndarray:
+        """(k,) the bits the traffic model counts, bursts or not."""
+        return (self.traffic if self.useful is None else self.useful).sum(axis=1)
 
     def mapping(self, i: int) -> Mapping:
         return Mapping(Tiling(*(int(t) for t in self.tiles[i])), self.orders[i], Levels(*map(int, self.levels[i])))

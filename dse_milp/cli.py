@@ -27,7 +27,7 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.heuristics import METHODS
-from dse_milp.layouts import NCHW, Layout
+from dse_milp.layouts import AUTO, NCHW, Layout
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
@@ -92,7 +92,9 @@ def _objectives(text: str) -> tuple[Objective, ...]:
     return tuple(Objective(name) for name in names)
 
 
-def _layout(text: str) -> Layout:
+def _layout(text: str) -> Layout | str:
+    if text.strip().lower() == AUTO:
+        return AUTO
     try:
         return Layout.parse(text)
     except ValueError as exc:
@@ -132,9 +134,10 @@ def parser() -> argparse.ArgumentParser:
     solve.add_argument(
         "--layout",
         type=_layout,
-        default=NCHW,
-        metavar="{NCHW,NHWC,NCHW<b>c}",
-        help="layout of every feature map in DRAM, in which an accelerator's DRAM bursts are counted (default NCHW)",
+        default=AUTO,
+        metavar="{auto,NCHW,NHWC,NCHW<b>c}",
+        help="with DRAM bursts (dram: {burst: ...}), the layout of every feature map in DRAM, or auto (default): "
+        "the program chooses each tensor's among NCHW, NHWC and NCHW16c",
     )
 
     sweep = commands.add_parser(
@@ -372,7 +375,7 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
         if args.method != "milp":
             solution = heuristic_solution(
                 args.method, network, accelerator, args.objective[0], args.fusion, args.evaluations,
-                options.seconds_left(), args.seed, args.layout,
+                options.seconds_left(), args.seed, NCHW if args.layout == AUTO else args.layout,
             )  # fmt: skip
         else:
             solution = solve(network, accelerator, **settings, layout=args.layout)

@@ -24,9 +24,11 @@ from dataclasses import replace
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
+from dse_milp.burst_candidates import group_in_bursts, layer_in_bursts
 from dse_milp.candidates import OPERANDS, generate
 from dse_milp.errors import DseError
 from dse_milp.fusion import Segment, generate_group
+from dse_milp.layouts import Layouts
 from dse_milp.solvers.highs import convex_choice_lp
 from dse_milp.stopping import stop_reason
 from formulations import MappingProblem
@@ -47,9 +49,12 @@ def _usage(accelerator: Accelerator, footprint: np.ndarray) -> np.ndarray:
     )
 
 
-def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: float = 0.0) -> tuple[float, float]:
+def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: float = 0.0,
+            layouts: Layouts | None = None) -> tuple[float, float]:  # fmt: skip
     """The LP step of one unit (a layer name, or a fused group's segment) for ``buffer``,
-    whose capacity is raised by ``extra`` bytes: (optimum, shadow price of ``buffer``)."""
+    whose capacity is raised by ``extra`` bytes: (optimum, shadow price of ``buffer``).
+    With DRAM bursts, its candidates are priced in the bursts of ``layouts``, the layouts the
+    solution gave the tensors it reads and writes."""
     acc = problem.accelerator
     lifted = _lifted(acc, buffer)
     objective = problem.objectives[0]
@@ -59,29 +64,44 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
     if isinstance(unit, Segment):
         key = (unit.layers[0].name, unit.last.name)
         cands = generate_group(unit, lifted, (objective,))
+        if layouts is not None:
+            cands = group_in_bursts(cands, lifted, (objective,), (layouts,))
         view = replace(problem, groups={key: cands}, objectives=(objective,))
         cost, footprint = view.group_cost(objective, key), cands.footprint
         if key in problem.groups:
-            cost = np.concatenate([cost, problem.group_cost(objective, key)])
-            footprint = np.concatenate([footprint, problem.groups[key].footprint])
+            same = _held(problem.groups[key].layouts, layouts)
+            cost = np.concatenate([cost, problem.group_cost(objective, key)[same]])
+            footprint = np.concatenate([footprint, problem.groups[key].footprint[same]])
     else:
         cands = generate(problem.network.by_name[unit], lifted, (objective,))
+        if layouts is not None:
+            cands = layer_in_bursts(cands, lifted, (objective,), (layouts,))
         view = replace(problem, candidates={unit: cands}, objectives=(objective,))
         cost, footprint = view.cost(objective, unit), cands.footprint
         if unit in problem.candidates:
-            cost = np.concatenate([cost, problem.cost(objective, unit)])
-            footprint = np.concatenate([footprint, problem.candidates[unit].footprint])
+            same = _held(problem.candidates[unit].layouts, layouts)
+            cost = np.concatenate([cost, problem.cost(objective, unit)[same]])
+            footprint = np.concatenate([footprint, problem.candidates[unit].footprint[same]])
     capacity = np.array([b.capacity_bytes + (extra if b.name == buffer else 0.0) for b in acc.buffers])
     value, duals = convex_choice_lp(cost, _usage(acc, footprint), capacity)
     index = [b.name for b in acc.buffers].index(buffer)
     return value, max(0.0, -float(duals[index]))
 
 
+def _held(layouts: tuple[Layouts, ...], chosen: Layouts | None) -> np.ndarray | slice:
+    """Which of a unit's candidates keep the ``chosen`` layouts (all, without bursts)."""
+    return slice(None) if chosen is None else np.array([pair == chosen for pair in layouts], dtype=bool)
+
+
 def shadow_prices(
-    problem: MappingProblem, units: list[Segment | str], deadline: float | None = None
+    problem: MappingProblem,
+    units: list[Segment | str],
+    deadline: float | None = None,
+    layouts: dict[str, Layouts] | None = None,
 ) -> tuple[dict[str, dict[str, float]], str | None]:
     """The shadow price of every buffer for each unit (a layer name or a group's segment),
     by unit name (a layer's, or ``first..last`` for a group), and a note on what is missing.
+    With DRAM bursts, ``layouts`` holds the layouts the solution gave each unit's tensors.
 
     An optional report step: Ctrl-C or ``deadline`` ends it early, and a unit whose LP fails
     is left without a price; both are said in the note, and neither sinks the solution.
@@ -96,7 +116,8 @@ def shadow_prices(
             )
         name = unit if isinstance(unit, str) else f"{unit.layers[0].name}..{unit.last.name}"
         try:
-            prices[name] = {b.name: unit_lp(problem, unit, b.name)[1] for b in problem.accelerator.buffers}
+            held = (layouts or {}).get(name)
+            prices[name] = {b.name: unit_lp(problem, unit, b.name, 0.0, held)[1] for b in problem.accelerator.buffers}
         except DseError as exc:
             failed.append(f"{name!r} ({exc})")
     return prices, (f"no price for {', '.join(failed)}" if failed else None)

@@ -29,6 +29,7 @@ import numpy as np
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, split_front, traffic_front
 from dse_milp.cost import Objective, cost_of, objective_rank, operand_bytes_per_mac
+from dse_milp.layouts import Layouts
 from dse_milp.traffic import Traffic, tile_bounds
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Operand, Shape
 
@@ -226,12 +227,14 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool) 
     )
 
 
-def group_objective(objective: Objective, accelerator: Accelerator, segment: Segment, cost: GroupCost) -> float:
-    """The cost under ``objective`` of ``segment`` run as ``cost`` says: its traffic, exposed
-    bits, and MACs (the recomputed halo included) with the buffer reads they make."""
+def group_objective(objective: Objective, accelerator: Accelerator, segment: Segment, cost: GroupCost,
+                    moved_bits: int | None = None) -> float:  # fmt: skip
+    """The cost under ``objective`` of ``segment`` run as ``cost`` says: its traffic (or, with
+    DRAM bursts, the ``moved_bits`` of its whole bursts), exposed bits, and MACs (the
+    recomputed halo included) with the buffer reads they make."""
     macs = {layer.name: layer.macs + cost.extra_macs[layer.name] for layer in segment.layers}
     operand = sum(macs[layer.name] * operand_bytes_per_mac(layer) for layer in segment.layers)
-    moved, hidden = cost.traffic.total / 8, cost.exposed / 8
+    moved, hidden = (cost.traffic.total if moved_bits is None else moved_bits) / 8, cost.exposed / 8
     return cost_of(objective, accelerator, moved, sum(macs.values()), operand, hidden).item()
 
 
@@ -295,6 +298,11 @@ class GroupCandidates:
     tiles: np.ndarray
     exposed: np.ndarray
     """(k,) bits a double-buffered run cannot overlap with compute (``GroupCost.exposed``)."""
+    layouts: tuple[Layouts, ...] = ()
+    """With DRAM bursts (``dse_milp.burst_candidates``): the layouts of the tensors each
+    candidate reads and writes; ``traffic`` is then the bits its whole bursts move."""
+    useful: np.ndarray | None = None
+    """With DRAM bursts: (k, 5) the bits the traffic model counts; else None (``traffic``)."""
 
     def __len__(self) -> int:
         return len(self.mappings)
@@ -302,6 +310,11 @@ class GroupCandidates:
     @property
     def total_bits(self) -> np.ndarray:
         return self.traffic.sum(axis=1)
+
+    @property
+    def useful_bits(self) -> np.ndarray:
+        """(k,) the bits the traffic model counts, bursts or not."""
+        return (self.traffic if self.useful is None else self.useful).sum(axis=1)
 
     def work(self) -> tuple[np.ndarray, np.ndarray]:
         """(k,) MACs of the whole group (the recomputed halo included), and (k,) bytes they read

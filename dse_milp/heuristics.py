@@ -282,16 +282,23 @@ def heuristic_solution(
     """The best design a search finds, checked and reported like the program's solution.
 
     Its status is ``feasible`` (a search proves nothing); NoSolutionError if no design
-    found fits.
+    found fits. The searches score bytes; with DRAM bursts the design found is reported with
+    every feature map in ``layout``.
     """
     result = search(method, network, accelerator, objective, fusion, evaluations, seconds, seed)
     if result.design is None:
         raise NoSolutionError(f"{method} found no design that fits in {result.evaluations} evaluations")
     design = result.design
     acc = sized(accelerator, design.sizes)
-    layers, groups = design_results(network, acc, design.mappings, design.groups, layout=layout)
+    layers, groups = design_results(network, acc, design.mappings, design.groups, layouts=layout)
     status = SolveResult(Status.FEASIBLE, result.cost, None, result.seconds, method, result.version)
     return Solution(
         network, accelerator, (objective,), status, layers, groups, {"search": result.seconds}, dict(design.sizes),
-        curve=tuple(result.curve), evaluations=result.evaluations, layout=layout,
+        curve=tuple(result.curve), evaluations=result.evaluations, layout=str(layout),
+        layouts=_tensor_layouts(network, layout) if accelerator.burst_bytes > 1 else {},
     )  # fmt: skip
+
+
+def _tensor_layouts(network: Network, layout: Layout) -> dict[str, Layout]:
+    """Every tensor of ``network`` in DRAM, in ``layout``."""
+    return {tensor: layout for layer in network.layers for tensor in (*layer.inputs, layer.name)}

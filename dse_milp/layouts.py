@@ -46,6 +46,18 @@ class Layout:
         raise ValueError(f"must be NCHW, NHWC or NCHW<b>c with 1 <= b <= 1024 (such as NCHW16c), got {text!r}")
 
 
+@dataclass(frozen=True)
+class Layouts:
+    """The layouts of the tensors a layer (or a fused group) reads, and of its output."""
+
+    input: Layout
+    output: Layout
+
+
+AUTO = "auto"
+"""Asked for instead of a layout: the program chooses each tensor's
+(``dse_milp.burst_candidates.AUTO_LAYOUTS``)."""
+
 NCHW = Layout("NCHW")
 NHWC = Layout("NHWC")
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from dse_milp.layouts import AUTO, Layouts
 from dse_milp.solve import GroupResult, LayerResult, Solution
 from dse_milp.traffic import Traffic
 
@@ -102,6 +104,7 @@ def layer_record(
         "buffer_bytes": {name: _number(v) for name, v in result.buffer_bytes.items()},
         "dram_bytes": _traffic_record(result.traffic),
         "dram_bursts": _bursts_record(result.bursts, result.traffic.total, burst_bytes),
+        "layouts": _layouts_record(result.layouts),
         "share": result.dram_bytes / total_bytes if total_bytes else 0.0,
         "shadow_price": result.shadow_price,
         "marginal_bytes_per_channel": None if marginals is None else marginals[layer.name],
@@ -109,6 +112,10 @@ def layer_record(
         "energy_pj": result.energy_pj,
         "candidates": result.candidates,
     }  # fmt: skip
+
+
+def _layouts_record(layouts: Layouts | None) -> dict[str, str] | None:
+    return None if layouts is None else {"input": str(layouts.input), "output": str(layouts.output)}
 
 
 def group_record(group: GroupResult, total_bytes: float, burst_bytes: int = 1) -> dict[str, Any]:
@@ -123,6 +130,7 @@ def group_record(group: GroupResult, total_bytes: float, burst_bytes: int = 1) -
         "buffer_bytes": {name: _number(v) for name, v in group.buffer_bytes.items()},
         "dram_bytes": _traffic_record(group.cost.traffic),
         "dram_bursts": _bursts_record(bursts, group.cost.traffic.total, burst_bytes),
+        "layouts": _layouts_record(group.layouts),
         "share": group.dram_bytes / total_bytes if total_bytes else 0.0,
         "extra_macs": sum(group.cost.extra_macs.values()),
         "shadow_price": group.shadow_price,
@@ -165,7 +173,8 @@ def solution_record(solution: Solution) -> dict[str, Any]:
             "burst_efficiency": None if moved is None else (total / moved if moved else 1.0),
         },
         "burst_bytes": burst,
-        "layout": str(solution.layout),
+        "layout": solution.layout,
+        "tensor_layouts": {tensor: str(x) for tensor, x in solution.layouts.items()},
         "layers": [
             layer_record(
                 layer, total, None if layer.group is None else index[id(layer.group)], solution.marginals, burst
@@ -307,6 +316,14 @@ def group_table(solution: Solution) -> Table:
     return table
 
 
+def _layouts_line(solution: Solution) -> str:
+    """``NCHW``, or how many tensors the program put in each layout."""
+    counts = Counter(str(x) for x in solution.layouts.values())
+    if solution.layout != AUTO:
+        return solution.layout
+    return "layouts chosen by the program: " + ", ".join(f"{n} {x}" for x, n in sorted(counts.items()))
+
+
 def print_summary(solution: Solution, console: Console) -> None:
     """Totals against the compulsory traffic, latency, energy and the solver's verdict."""
     total = solution.dram_bytes
@@ -320,7 +337,7 @@ def print_summary(solution: Solution, console: Console) -> None:
     if moved is not None:
         console.print(
             f"DRAM moves {human_bytes(moved)} ({moved:,.0f} bytes) in bursts of {solution.accelerator.burst_bytes} "
-            f"bytes, feature maps in {solution.layout}; efficiency {100 * total / moved:.1f}%"
+            f"bytes, feature maps in {_layouts_line(solution)}; efficiency {100 * total / moved:.1f}%"
         )
     if solution.accelerator.split is not None:
         chosen = ", ".join(f"{name} {human_bytes(size)}" for name, size in solution.buffer_sizes.items())

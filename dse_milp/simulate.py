@@ -263,12 +263,13 @@ def _regions(segment: Segment, rows: range, cols: range) -> dict[str, tuple[rang
 
 
 def simulate_group_bursts(
-    segment: Segment, mapping: GroupMapping, layout: Layout, burst_bytes: int
+    segment: Segment, mapping: GroupMapping, layouts: tuple[Layout, Layout], burst_bytes: int
 ) -> dict[str, Traffic]:
     """Walk a fused group tile by tile and count, by layer, the distinct bursts of every transfer
     from its elements: each outside tensor's region (all channels) for every tile, charged to
     its first reader; resident weights once and streamed weights for every tile, one output
-    channel at a time, each packed from a burst boundary; the output's region for every tile."""
+    channel at a time, each packed from a burst boundary; the output's region for every tile.
+    The tensors it reads are in ``layouts[0]``, its output in ``layouts[1]``."""
     last = segment.shape(segment.last.name)
     counts: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
     size = 8 * burst_bytes
@@ -283,11 +284,11 @@ def simulate_group_bursts(
             box = ((c, h, w) for c in range(shape.channels) for h in rows for w in cols)
             if tensor == segment.last.name:
                 bits = segment.last.precision.output
-                counts[tensor]["output_write"] += _bursts(layout, shape, bits, burst_bytes, box)
+                counts[tensor]["output_write"] += _bursts(layouts[1], shape, bits, burst_bytes, box)
             else:
                 reader = segment.first_reader(tensor)
                 counts[reader.name]["input_read"] += _bursts(
-                    layout, shape, segment.input_bits(tensor), burst_bytes, box
+                    layouts[0], shape, segment.input_bits(tensor), burst_bytes, box
                 )
         for layer in segment.layers:
             if not layer.has_weights or (layer.name in mapping.resident and layer.name in loaded):

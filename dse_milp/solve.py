@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from dse_milp.accelerator import Accelerator, sized
-from dse_milp.bursts import Layouts, group_bursts, layer_bursts
+from dse_milp.burst_candidates import AUTO_LAYOUTS, group_in_bursts, layer_in_bursts, pairs
+from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import fewest_tiles, generate
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, ranked_by_objectives
@@ -16,7 +17,7 @@ from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group, group_objective
-from dse_milp.layouts import NCHW, Layout
+from dse_milp.layouts import AUTO, NCHW, Layout, Layouts
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic, exposed
@@ -26,6 +27,7 @@ from formulations import (
     build_model,
     chosen_candidates,
     chosen_groups,
+    chosen_layouts,
     chosen_sizes,
     fix_stage,
 )
@@ -47,6 +49,8 @@ class GroupResult:
     bursts: dict[str, Traffic] | None = None
     """DRAM bursts by layer and kind of transfer (counts), when the accelerator's burst is
     more than a byte."""
+    layouts: Layouts | None = None
+    """With DRAM bursts, the layouts of the tensors it reads and of its output."""
 
     @property
     def dram_bytes(self) -> float:
@@ -77,6 +81,8 @@ class LayerResult:
     bursts: Traffic | None = None
     """DRAM bursts by kind of transfer (counts; inside a group, those charged to this layer),
     when the accelerator's burst is more than a byte."""
+    layouts: Layouts | None = None
+    """With DRAM bursts, the layouts of what it reads and writes (its group's when fused)."""
 
     @property
     def dram_bytes(self) -> float:
@@ -104,8 +110,11 @@ class Solution:
     """For a heuristic search: its best cost whenever it improved, (seconds, evaluations, cost)."""
     evaluations: int | None = None
     """For a heuristic search: the designs it scored."""
-    layout: Layout = NCHW
-    """The layout of every feature map in DRAM (what the bursts are counted in)."""
+    layout: str = AUTO
+    """The layouts asked for: ``auto`` (the program's choice) or one layout for every tensor."""
+    layouts: dict[str, Layout] = field(default_factory=dict)
+    """With DRAM bursts: the layout of each tensor in DRAM, by tensor (the network input's
+    name, or the layer that writes it)."""
 
     @property
     def moved_bytes(self) -> float | None:
@@ -129,6 +138,14 @@ class Solution:
     @property
     def energy_pj(self) -> float:
         return sum(r.energy_pj for r in (*self.layers, *self.groups) if r.energy_pj is not None)
+
+
+def layout_choices(accelerator: Accelerator, layout: Layout | str) -> tuple[Layout, ...]:
+    """The layouts the program may give each tensor: none to choose without DRAM bursts, the
+    one asked for, or under ``AUTO`` every layout of ``AUTO_LAYOUTS``."""
+    if accelerator.burst_bytes == 1:
+        return ()
+    return AUTO_LAYOUTS if layout == AUTO else (Layout.parse(str(layout)),)
 
 
 def compulsory_bytes(network: Network) -> float:
@@ -170,12 +187,14 @@ def build_problem(
     fusion: int = 0,
     cache: dict | None = None,
     deadline: float | None = None,
+    layouts: tuple[Layout, ...] = (),
 ) -> MappingProblem:
     """Generate the candidates of every layer, and of every group of up to ``fusion`` layers
     that can run fused; raise InfeasibleError naming each layer that fits nowhere.
 
     Candidates are kept by their costs under ``objectives`` (and their traffic) against
-    their footprint. ``cache`` (any dict, kept by the caller)
+    their footprint; with ``layouts`` (DRAM bursts), priced in bursts for every pair of
+    them (``dse_milp.burst_candidates``). ``cache`` (any dict, kept by the caller)
     reuses the candidates of layers and groups met before, for repeated solves of
     nearly the same network. Ctrl-C, or ``deadline`` passing, stops it with InterruptedRun or
     NoSolutionError.
@@ -187,16 +206,24 @@ def build_problem(
         if (layer, accelerator, objectives) not in cache:
             cache[layer, accelerator, objectives] = generate(layer, accelerator, objectives)
         candidates[layer.name] = cache[layer, accelerator, objectives]
+        if layouts:
+            if (layer, accelerator, objectives, layouts) not in cache:
+                priced = layer_in_bursts(candidates[layer.name], accelerator, objectives, pairs(layouts))
+                cache[layer, accelerator, objectives, layouts] = priced
+            candidates[layer.name] = cache[layer, accelerator, objectives, layouts]
     groups = {}
     for segment in segments(network, fusion):
         _stop_if_asked(deadline, "while generating candidates")
         key = (segment.layers, tuple(segment.shape(x) for x in segment.externals), accelerator, objectives)
         if key not in cache:
             cache[key] = generate_group(segment, accelerator, objectives)
-        cands = replace(cache[key], segment=segment)
+        if layouts and (*key, layouts) not in cache:
+            plain = replace(cache[key], segment=segment)
+            cache[*key, layouts] = group_in_bursts(plain, accelerator, objectives, pairs(layouts))
+        cands = replace(cache[(*key, layouts) if layouts else key], segment=segment)
         if len(cands):
             groups[segment.layers[0].name, segment.last.name] = cands
-    problem = MappingProblem(network, accelerator, candidates, objectives, groups)
+    problem = MappingProblem(network, accelerator, candidates, objectives, groups, layouts)
     stuck = [
         does_not_fit(network.by_name[name], cands.smallest_footprint, accelerator)
         for name, cands in candidates.items()
@@ -216,7 +243,7 @@ def solve(
     fusion: int = 0,
     prices: bool = True,
     cache: dict | None = None,
-    layout: Layout = NCHW,
+    layout: Layout | str = AUTO,
 ) -> Solution:
     """The proven-optimal mapping of every layer (or the best found within the time limit).
 
@@ -224,8 +251,9 @@ def solve(
     ``fusion`` is the most layers one fused group may hold; 0 or 1 runs every
     layer alone. ``prices`` computes every layer's and group's shadow price of
     each buffer (see ``dse_milp.duals``). ``cache`` is passed to ``build_problem``.
-    ``layout`` is the layout of every feature map in DRAM, in which the bursts of an
-    accelerator with a burst of more than a byte are counted.
+    With DRAM bursts (an accelerator's burst of more than a byte) the program minimises the
+    bytes its whole bursts move, with each tensor in ``layout``, or under ``AUTO`` in the
+    layout it chooses for it (one per tensor, shared by its writer and readers).
     """
     options = (options or SolverOptions()).started()
     backend = get_backend(solver)
@@ -234,7 +262,8 @@ def solve(
     notes: list[str] = []
 
     start = time.perf_counter()
-    problem = build_problem(network, accelerator, objectives, fusion, cache, options.deadline)
+    choices = layout_choices(accelerator, layout)
+    problem = build_problem(network, accelerator, objectives, fusion, cache, options.deadline, choices)
     seconds["candidates"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -252,6 +281,7 @@ def solve(
     if not result.has_solution:
         raise DseError(f"{solver} failed ({result.status})")
     chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
+    stored = chosen_layouts(model)
     for measure, tie_break in itertools.pairwise(objectives):
         if (reason := stop_reason(options.deadline)) is not None:
             notes.append(f"{tie_break.value} ties not broken ({reason})")
@@ -264,6 +294,7 @@ def solve(
             break
         if stage.has_solution:
             chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
+            stored = chosen_layouts(model)
     seconds["solve"] = time.perf_counter() - start
 
     settled = replace(problem, accelerator=sized(accelerator, sizes))  # a free split, now chosen
@@ -271,16 +302,20 @@ def solve(
     if prices:
         start = time.perf_counter()
         units = [name for name in chosen] + [Segment.of(network, *key) for key in fused]
-        shadow, note = shadow_prices(settled, units, options.deadline)
+        held = {name: problem.candidates[name].layouts[k] for name, k in chosen.items() if choices}
+        held |= {f"{a}..{b}": problem.groups[a, b].layouts[k] for (a, b), k in fused.items() if choices}
+        shadow, note = shadow_prices(settled, units, options.deadline, held)
         notes += [note] if note else []
         seconds["prices"] = time.perf_counter() - start
     coarsen = (reason := stop_reason(options.deadline)) is None
     if not coarsen:
         notes.append(f"tiles not coarsened ({reason})")
-    layers, groups = _results(settled, chosen, fused, shadow, coarsen, layout)
+    by_name = {str(x): x for x in choices}
+    tensor_layouts = {tensor: by_name[name] for tensor, name in stored.items()}
+    layers, groups = _results(settled, chosen, fused, shadow, coarsen)
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
-        Objective.DRAM: primary.dram_bytes,
+        Objective.DRAM: primary.dram_bytes if primary.moved_bytes is None else primary.moved_bytes,
         Objective.LATENCY: primary.latency_cycles,
         Objective.ENERGY: primary.energy_pj,
     }[objectives[0]]
@@ -289,8 +324,9 @@ def solve(
         notes.insert(0, f"{solver} was interrupted (Ctrl-C)")
     result = SolveResult(status, value, result.bound, seconds["solve"], result.solver, result.version)
     return Solution(
-        network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes), layout=layout
-    )
+        network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes),
+        layout=str(layout), layouts=tensor_layouts,
+    )  # fmt: skip
 
 
 def _stop_if_asked(deadline: float | None, what: str) -> None:
@@ -308,39 +344,68 @@ def _results(
     fused: dict[tuple[str, str], int],
     shadow: dict[str, dict[str, float]],
     coarsen: bool = True,
-    layout: Layout = NCHW,
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
     the candidates' own figures. With ``coarsen``, a layer run alone gets, of the mappings that
     move the same traffic in its buffers, the one with the fewest tiles (``fewest_tiles``), and
-    a fused group, of those that cost no more, likewise (``coarsest_group``)."""
-    mappings = {}
+    a fused group, of those that cost no more, likewise (``coarsest_group``); with DRAM bursts,
+    only if it moves no more bursts than the candidate."""
+    acc = problem.accelerator
+    burst = acc.burst_bytes if problem.layouts else 0
+    mappings, layouts = {}, {}
     # with the exposed bits in the costs, the coarser mapping may not expose more of them
-    exposing = ranked_by_objectives(problem.objectives, problem.accelerator)
+    exposing = ranked_by_objectives(problem.objectives, acc)
     for name, k in chosen.items():
         cands = problem.candidates[name]
+        mappings[name] = cands.mapping(k)
+        if burst:
+            layouts[name] = cands.layouts[k]
         bound = int(cands.exposed[k]) if exposing else None
-        coarsest = fewest_tiles(cands.layer, problem.accelerator, int(cands.total_bits[k]), bound) if coarsen else None
-        mappings[name] = coarsest or cands.mapping(k)
+        coarsest = fewest_tiles(cands.layer, acc, int(cands.useful_bits[k]), bound) if coarsen else None
+        if coarsest is not None and (
+            not burst or _moved(cands.layer, coarsest, layouts[name], burst) <= cands.total_bits[k]
+        ):
+            mappings[name] = coarsest
     group_mappings = {}
     for key, k in fused.items():
         chosen_group = problem.groups[key]
         mapping = chosen_group.mappings[k]
+        name = f"{key[0]}..{key[1]}"
+        if burst:
+            layouts[name] = chosen_group.layouts[k]
         if coarsen:
-            mapping = coarsest_group(chosen_group.segment, problem.accelerator, problem.objectives, mapping)
+            coarse = coarsest_group(chosen_group.segment, acc, problem.objectives, mapping)
+            if not burst or _moved(chosen_group.segment, coarse, layouts[name], burst) <= chosen_group.total_bits[k]:
+                mapping = coarse
         group_mappings[key] = mapping
     counts = {name: len(cands) for name, cands in problem.candidates.items()}
     counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
     layers, groups = design_results(
-        problem.network, problem.accelerator, mappings, group_mappings, counts, shadow, layout
+        problem.network, acc, mappings, group_mappings, counts, shadow, layouts if burst else NCHW
     )
-    expected = {name: int(problem.candidates[name].total_bits[k]) for name, k in chosen.items()}
-    expected |= {f"{a}..{b}": int(problem.groups[a, b].total_bits[k]) for (a, b), k in fused.items()}
+    expected = {name: int(problem.candidates[name].useful_bits[k]) for name, k in chosen.items()}
+    expected |= {f"{a}..{b}": int(problem.groups[a, b].useful_bits[k]) for (a, b), k in fused.items()}
     found = {r.layer.name: r.traffic.total for r in layers if r.group is None}
     found |= {g.name: g.cost.traffic.total for g in groups}
     if expected != found:
         raise DseError("internal error: closed forms and candidate traffic differ")
+    if burst:  # what the bursts move: the candidate's figure, or less once coarsened
+        priced = {name: int(problem.candidates[name].total_bits[k]) for name, k in chosen.items()}
+        priced |= {f"{a}..{b}": int(problem.groups[a, b].total_bits[k]) for (a, b), k in fused.items()}
+        moved = {r.layer.name: 8 * burst * r.bursts.total for r in layers if r.group is None and r.bursts}
+        moved |= {g.name: 8 * burst * sum(g.bursts.values(), Traffic()).total for g in groups if g.bursts}
+        if any(moved[name] > priced[name] for name in priced):
+            raise DseError("internal error: the bursts counted exceed the candidates' own")
     return layers, groups
+
+
+def _moved(unit: Layer | Segment, mapping: Mapping | GroupMapping, layouts: Layouts, burst: int) -> int:
+    """The bits the whole bursts of a layer's or a fused group's mapping move."""
+    if isinstance(unit, Segment):
+        assert isinstance(mapping, GroupMapping)
+        return 8 * burst * sum(group_bursts(unit, mapping, layouts, burst).values(), Traffic()).total
+    assert isinstance(mapping, Mapping)
+    return 8 * burst * layer_bursts(unit, mapping, layouts, burst).total
 
 
 def design_results(
@@ -350,14 +415,19 @@ def design_results(
     group_mappings: dict[tuple[str, str], GroupMapping],
     candidates: dict[str, int] | None = None,
     shadow: dict[str, dict[str, float]] | None = None,
-    layout: Layout = NCHW,
+    layouts: Layout | dict[str, Layouts] = NCHW,
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """Evaluate a design (layers alone with their mappings, fused groups with theirs) with the
     independent checker; raise DseError if it breaks a rule. ``candidates`` counts each unit's
     candidate mappings (by layer name, or ``first..last``), ``shadow`` gives their prices.
-    With a burst of more than a byte, the bursts are counted with every feature map in
-    ``layout``."""
+    With a burst of more than a byte, the bursts are counted with the layouts of each unit
+    (by unit name, as ``candidates``), or with every feature map in one layout, and the
+    latency and energy are those of the bytes the bursts move."""
     burst = accelerator.burst_bytes
+
+    def pair(name: str) -> Layouts:
+        return layouts[name] if isinstance(layouts, dict) else Layouts(layouts, layouts)
+
     candidates, shadow = candidates or {}, shadow or {}
     acc = accelerator
     check = check_mappings(network, acc, mappings, group_mappings)
@@ -368,16 +438,19 @@ def design_results(
     for key, mapping in group_mappings.items():
         checked = check.groups[key]
         name = f"{key[0]}..{key[1]}"
+        bursts = group_bursts(checked.segment, mapping, pair(name), burst) if burst > 1 else None
+        moved = None if bursts is None else 8 * burst * sum(bursts.values(), Traffic()).total
         result = GroupResult(
             segment=checked.segment,
             mapping=mapping,
             cost=checked.cost,
             buffer_bytes=checked.buffer_bytes,
             candidates=candidates.get(name, 0),
-            latency_cycles=group_objective(Objective.LATENCY, acc, checked.segment, checked.cost),
-            energy_pj=group_objective(Objective.ENERGY, acc, checked.segment, checked.cost),
+            latency_cycles=group_objective(Objective.LATENCY, acc, checked.segment, checked.cost, moved),
+            energy_pj=group_objective(Objective.ENERGY, acc, checked.segment, checked.cost, moved),
             shadow_price=shadow.get(name),
-            bursts=group_bursts(checked.segment, mapping, layout, burst) if burst > 1 else None,
+            bursts=bursts,
+            layouts=pair(name) if burst > 1 else None,
         )
         for layer in checked.segment.layers:
             groups[layer.name] = result
@@ -390,12 +463,14 @@ def design_results(
                 LayerResult(
                     layer, None, group, group.cost.by_layer[layer.name], group.buffer_bytes,
                     candidates.get(layer.name, 0), None, None, group.shadow_price,
-                    None if group.bursts is None else group.bursts[layer.name],
+                    None if group.bursts is None else group.bursts[layer.name], group.layouts,
                 )
             )  # fmt: skip
             continue
         checked = check.layers[layer.name]
-        dram, hidden = checked.traffic.total / 8, exposed(layer, mappings[layer.name]) / 8
+        moved = layer_bursts(layer, mappings[layer.name], pair(layer.name), burst) if burst > 1 else None
+        dram = (checked.traffic.total / 8) if moved is None else moved.total * burst
+        hidden = exposed(layer, mappings[layer.name]) / 8
         results.append(
             LayerResult(
                 layer=layer,
@@ -407,7 +482,8 @@ def design_results(
                 latency_cycles=cost(Objective.LATENCY, layer, acc, dram, hidden).item(),
                 energy_pj=cost(Objective.ENERGY, layer, acc, dram, hidden).item(),
                 shadow_price=shadow.get(layer.name),
-                bursts=layer_bursts(layer, mappings[layer.name], Layouts(layout, layout), burst) if burst > 1 else None,
+                bursts=moved,
+                layouts=pair(layer.name) if burst > 1 else None,
             )
         )
     distinct = {id(group): group for group in groups.values()}  # in network order

@@ -1,10 +1,11 @@
 """MILP builders: pure functions from a problem description to a Pyomo model.
 
 ``build_model(problem)`` assembles the mapping program from one module per
-constraint family (partition, fusion, selection, capacity, objective); it neither solves, reads
+constraint family (partition, fusion, selection, capacity, layouts, objective); it neither solves, reads
 files nor prints.
 """
 
+from formulations.layouts import chosen_layouts
 from formulations.model import build_model, chosen_candidates, chosen_groups
 from formulations.objective import fix_stage
 from formulations.partition import chosen_sizes
@@ -15,6 +16,7 @@ __all__ = [
     "build_model",
     "chosen_candidates",
     "chosen_groups",
+    "chosen_layouts",
     "chosen_sizes",
     "fix_stage",
 ]

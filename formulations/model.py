@@ -7,6 +7,7 @@ import pyomo.environ as pyo
 
 from formulations.capacity import add_capacity
 from formulations.fusion import add_fusion
+from formulations.layouts import add_layouts
 from formulations.objective import add_objective
 from formulations.partition import add_partition
 from formulations.problem import MappingProblem
@@ -30,6 +31,7 @@ def build_model(problem: MappingProblem) -> pyo.ConcreteModel:
     add_fusion(m, problem)
     add_selection(m, problem)
     add_capacity(m, problem)
+    add_layouts(m, problem)
     add_objective(m, problem)
     return m
 

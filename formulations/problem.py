@@ -10,6 +10,7 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import OPERANDS, Candidates, bank_counts
 from dse_milp.cost import Objective, cost, cost_of
 from dse_milp.fusion import GroupCandidates
+from dse_milp.layouts import Layout
 from dse_milp.workload import Network
 
 GroupKey = tuple[str, str]
@@ -28,6 +29,8 @@ class MappingProblem:
     """Lexicographic: the first is minimised, the next breaks its ties, and so on."""
     groups: dict[GroupKey, GroupCandidates] = field(default_factory=dict)
     """Candidate mappings of each group of layers that may run fused (none: no fusion)."""
+    layouts: tuple[Layout, ...] = ()
+    """With DRAM bursts: the layouts each tensor may take (the candidates carry theirs)."""
 
     def cost(self, objective: Objective, layer: str) -> np.ndarray:
         """The cost of each candidate of ``layer`` under ``objective``."""

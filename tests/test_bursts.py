@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dse_milp.bursts import Layouts, group_bursts, layer_bursts
+from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.fusion import GroupMapping, residency_choices
-from dse_milp.layouts import NCHW, NHWC, Layout, input_spans
+from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
 from dse_milp.simulate import simulate, simulate_group_bursts
 from dse_milp.solve import segments
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, traffic
@@ -89,8 +89,8 @@ def test_bad_layouts_are_refused(text: str):
         Layout.parse(text)
 
 
-@pytest.mark.parametrize("layout", [NCHW, NHWC, Layout("NCHW", 2)])
-def test_group_bursts_equal_a_walk_of_every_element(layout: Layout):
+@pytest.mark.parametrize("layouts", [(NCHW, NCHW), (NHWC, NHWC), (Layout("NCHW", 2), NHWC), (NCHW, Layout("NCHW", 3))])
+def test_group_bursts_equal_a_walk_of_every_element(layouts: tuple[Layout, Layout]):
     """Fused groups on random chains and residual blocks: every tile's regions, weights and
     output, counted from their elements, for every tile size and residency."""
     rng = random.Random(11)
@@ -101,8 +101,8 @@ def test_group_bursts_equal_a_walk_of_every_element(layout: Layout):
             mapping = GroupMapping(rng.randint(1, last.height), rng.randint(1, last.width),
                                    rng.choice(residency_choices(segment)))  # fmt: skip
             burst = rng.choice([2, 4, 16])
-            assert group_bursts(segment, mapping, layout, burst) == simulate_group_bursts(
-                segment, mapping, layout, burst
+            assert group_bursts(segment, mapping, Layouts(*layouts), burst) == simulate_group_bursts(
+                segment, mapping, layouts, burst
             )
             compared += 1
     assert compared > 20

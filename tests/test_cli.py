@@ -119,6 +119,28 @@ def test_bursts_are_reported_in_the_layout_asked_for(tmp_path, capsys, layout: s
     assert record["totals"]["burst_efficiency"] == pytest.approx(record["totals"]["dram_bytes"] / moved)
 
 
+def test_the_program_chooses_the_layouts_by_default_when_bursts_are_declared(tmp_path, capsys):
+    """No --layout with 64-byte bursts: every tensor gets one of the automatic layouts, each
+    unit reports the layouts it reads and writes, and they agree with the tensors'; the
+    result moves no more than with every feature map in NCHW."""
+    spec = yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8")) | {"dram": {"burst": "64 B"}}
+    acc = tmp_path / "acc.yaml"
+    acc.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    records = {}
+    for layout in ("auto", "NCHW"):
+        out = tmp_path / f"{layout}.json"
+        args = ["solve", str(NETWORK), str(acc), "--fusion", "3", "--out", str(out)]
+        assert main(args + (["--layout", layout] if layout != "auto" else [])) == EXIT_OK
+        records[layout] = json.loads(out.read_text(encoding="utf-8"))
+    assert "layouts chosen by the program" in capsys.readouterr().out
+    record = records["auto"]
+    assert record["layout"] == "auto" and set(record["tensor_layouts"].values()) <= {"NCHW", "NHWC", "NCHW16c"}
+    for layer in record["layers"]:
+        if layer["group"] is None:
+            assert layer["layouts"]["output"] == record["tensor_layouts"][layer["name"]]
+    assert record["totals"]["moved_bytes"] <= records["NCHW"]["totals"]["moved_bytes"]
+
+
 def test_one_byte_bursts_report_no_bursts(result):
     assert result["burst_bytes"] == 1 and result["totals"]["moved_bytes"] is None
     assert all(layer["dram_bursts"] is None for layer in result["layers"])

@@ -1,0 +1,156 @@
+"""Candidates priced in DRAM bursts, for each pair of layouts of the tensors they read and write.
+
+When the accelerator declares a burst of more than a byte, DRAM moves whole bursts
+(``dse_milp.bursts``), and what a mapping costs depends on the layouts of the tensors
+it reads and writes. For every candidate the byte model keeps (``generate``,
+``generate_group``: the mappings not dominated in bytes and footprint) and every
+pair of (input, output) layouts, the bits of its whole bursts replace its bits; each
+pair keeps the candidates not dominated in (moved bits, or the rank of the costs
+under them, footprint), ties broken by fewer tiles, then the byte model's order.
+The program then chooses one layout per tensor (``formulations.layouts``).
+
+The space is the byte model's candidates, priced exactly: a mapping that moves more
+bytes than another of no larger footprint but fewer bursts is not among them. The
+optimum is proven over this space, not over every tiling (docs/traffic_model.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, replace
+
+import numpy as np
+
+from dse_milp.accelerator import Accelerator
+from dse_milp.bursts import group_bursts, input_bursts, output_bursts, weight_bursts
+from dse_milp.candidates import OPERANDS, Candidates, bank_counts, fewest_tiles, split_front, traffic_front
+from dse_milp.cost import Objective, objective_rank, operand_bytes_per_mac, ranked_by_objectives
+from dse_milp.fusion import GroupCandidates
+from dse_milp.layouts import NCHW, NHWC, Layout, Layouts
+from dse_milp.traffic import Mapping, Traffic, exposed, footprint, traffic
+
+AUTO_LAYOUTS = (NCHW, NHWC, Layout("NCHW", 16))
+"""What ``--layout auto`` chooses from: the two plain orders and the channel-blocked one
+with 16 channels per block (TVM's NCHW16c; Ethos-U's NHCWB16 bricks are 16 channels)."""
+
+
+def _front(accelerator: Accelerator, score: np.ndarray, footprint: np.ndarray, *ties: np.ndarray) -> np.ndarray:
+    """Positions of the candidates not dominated in (score, footprint), or (score, banks)."""
+    size = footprint.sum(axis=1)
+    if accelerator.split is None:
+        return traffic_front(score, size, np.ones(len(score), dtype=bool), *ties)
+    return split_front(score, bank_counts(footprint, accelerator.split), size, *ties)
+
+
+def _bits(bursts: Traffic, accelerator: Accelerator) -> np.ndarray:
+    return np.array(astuple(bursts), dtype=np.int64) * 8 * accelerator.burst_bytes
+
+
+def pairs(layouts: Sequence[Layout]) -> tuple[Layouts, ...]:
+    """Every (input, output) pair of ``layouts``."""
+    return tuple(Layouts(x, y) for x in layouts for y in layouts)
+
+
+def layer_in_bursts(cands: Candidates, accelerator: Accelerator, objectives: Sequence[Objective],
+                    choices: Sequence[Layouts]) -> Candidates:  # fmt: skip
+    """``cands``, and the coarsest mapping of each one's bytes (``with_coarsest``), for each
+    (input, output) pair of ``choices``, priced in bursts, each pair's front."""
+    cands = with_coarsest(cands, accelerator, ranked_by_objectives(objectives, accelerator))
+    layer, k = cands.layer, len(cands)
+    burst = accelerator.burst_bytes
+    mappings = [cands.mapping(i) for i in range(k)]
+    weights = np.array([weight_bursts(layer, m, burst) for m in mappings], dtype=np.int64)
+    ins, outs = dict.fromkeys(p.input for p in choices), dict.fromkeys(p.output for p in choices)
+    reads = {x: np.array([input_bursts(layer, m, x, burst) for m in mappings], dtype=np.int64) for x in ins}
+    writes = {x: np.array([output_bursts(layer, m, x, burst) for m in mappings], dtype=np.int64).reshape(k, 2)
+              for x in outs}  # fmt: skip
+    dims = np.array([layer.mg, layer.ng, layer.r, layer.c])
+    count = np.prod(-(-dims // cands.tiles), axis=1)
+    ranking = tuple(objectives) if ranked_by_objectives(objectives, accelerator) else None
+    parts = []
+    for pair in choices:
+        x, y = pair.input, pair.output
+        bursts = np.column_stack([reads[x], weights, writes[y][:, 0], writes[y][:, 1], writes[y][:, 1]])
+        moved = bursts * 8 * burst
+        score = moved.sum(axis=1)
+        if ranking is not None:
+            operand_bytes = layer.macs * operand_bytes_per_mac(layer)
+            score = objective_rank(ranking, accelerator, score, layer.macs, operand_bytes, cands.exposed)
+        keep = _front(accelerator, score, cands.footprint, count, np.arange(k))
+        parts.append((keep, moved[keep], pair))
+    keep = np.concatenate([p[0] for p in parts])
+    return Candidates(
+        layer=layer,
+        tiles=cands.tiles[keep],
+        orders=tuple(cands.orders[i] for i in keep),
+        levels=cands.levels[keep],
+        traffic=np.concatenate([p[1] for p in parts]).reshape(-1, 5),
+        footprint=cands.footprint[keep],
+        exposed=cands.exposed[keep],
+        smallest_footprint=cands.smallest_footprint,
+        layouts=tuple(p[2] for p in parts for _ in p[0]),
+        useful=cands.traffic[keep],
+    )
+
+
+def with_coarsest(cands: Candidates, accelerator: Accelerator, exposing: bool) -> Candidates:
+    """``cands`` and, after them, for each one the mapping with the fewest tiles that fits and
+    moves the same bytes (``fewest_tiles``; exposing no more bits when ``exposing``), where
+    that is another mapping.
+
+    The byte model keeps the smallest footprint of each traffic, often tiles of one pixel,
+    whose short runs waste most of every burst; the coarsest mapping of the same bytes makes
+    the longest runs the buffers allow.
+    """
+    layer = cands.layer
+    known = {cands.mapping(i) for i in range(len(cands))}
+    extra: list[Mapping] = []
+    for i in range(len(cands)):
+        bound = int(cands.exposed[i]) if exposing else None
+        coarse = fewest_tiles(layer, accelerator, int(cands.total_bits[i]), bound)
+        if coarse is not None and coarse not in known:
+            known.add(coarse)
+            extra.append(coarse)
+    if not extra:
+        return cands
+    double, wide = accelerator.double_buffering, accelerator.accumulate_in_buffer
+    held = [footprint(layer, m, double, wide) for m in extra]
+    return replace(
+        cands,
+        tiles=np.concatenate([cands.tiles, [astuple(m.tiling) for m in extra]]),
+        orders=cands.orders + tuple(m.order for m in extra),
+        levels=np.concatenate([cands.levels, [tuple(m.levels) for m in extra]]),
+        traffic=np.concatenate([cands.traffic, [astuple(traffic(layer, m)) for m in extra]]),
+        footprint=np.concatenate([cands.footprint, [[h[op] for op in OPERANDS] for h in held]]),
+        exposed=np.concatenate([cands.exposed, [exposed(layer, m) for m in extra]]),
+    )
+
+
+def group_in_bursts(cands: GroupCandidates, accelerator: Accelerator, objectives: Sequence[Objective],
+                    choices: Sequence[Layouts]) -> GroupCandidates:  # fmt: skip
+    """``cands`` for each pair of ``choices`` (the tensors it reads, its output), priced in
+    bursts, each pair's front; the fewest extra MACs, then the byte model's order, win ties."""
+    k, segment = len(cands), cands.segment
+    burst = accelerator.burst_bytes
+    macs, operand_bytes = cands.work()
+    extra = cands.extra_macs.sum(axis=1)
+    parts = []
+    for pair in choices:
+        moved = np.zeros((k, 5), dtype=np.int64)
+        for i, mapping in enumerate(cands.mappings):
+            moved[i] = _bits(sum(group_bursts(segment, mapping, pair, burst).values(), Traffic()), accelerator)
+        score = objective_rank(objectives, accelerator, moved.sum(axis=1), macs, operand_bytes, cands.exposed)
+        keep = _front(accelerator, score, cands.footprint, extra, np.arange(k))
+        parts.append((keep, moved[keep], pair))
+    keep = np.concatenate([p[0] for p in parts])
+    return GroupCandidates(
+        segment=segment,
+        mappings=tuple(cands.mappings[i] for i in keep),
+        traffic=np.concatenate([p[1] for p in parts]).reshape(-1, 5),
+        footprint=cands.footprint[keep],
+        extra_macs=cands.extra_macs[keep],
+        tiles=cands.tiles[keep],
+        exposed=cands.exposed[keep],
+        layouts=tuple(p[2] for p in parts for _ in p[0]),
+        useful=cands.traffic[keep],
+    )
