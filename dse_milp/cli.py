@@ -368,7 +368,8 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
     options = _options(args)
     network, accelerator = _load(args)
     check_file("--out", args.out)
-    settings = {"objective": args.objective, "solver": args.solver, "options": options, "fusion": args.fusion}
+    settings = {"objective": args.objective, "solver": args.solver, "options": options, "fusion": args.fusion,
+                "layout": args.layout}  # fmt: skip
     if args.method != "milp" and (args.marginals or len(args.objective) > 1):
         raise InputError(["--method: a heuristic search takes one objective and no --marginals"])
     try:
@@ -378,7 +379,7 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
                 options.seconds_left(), args.seed, NCHW if args.layout == AUTO else args.layout,
             )  # fmt: skip
         else:
-            solution = solve(network, accelerator, **settings, layout=args.layout)
+            solution = solve(network, accelerator, **settings)
     except (InterruptedRun, NoSolutionError) as exc:
         if args.out is not None:
             status = "interrupted" if isinstance(exc, InterruptedRun) else "no_solution"
