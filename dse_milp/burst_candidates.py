@@ -67,6 +67,7 @@ def layer_in_bursts(cands: Candidates, accelerator: Accelerator, objectives: Seq
     dims = np.array([layer.mg, layer.ng, layer.r, layer.c])
     count = np.prod(-(-dims // cands.tiles), axis=1)
     ranking = tuple(objectives) if ranked_by_objectives(objectives, accelerator) else None
+    operand_bytes = layer.macs * operand_bytes_per_mac(layer)
     parts = []
     for pair in choices:
         x, y = pair.input, pair.output
@@ -74,7 +75,6 @@ def layer_in_bursts(cands: Candidates, accelerator: Accelerator, objectives: Seq
         moved = bursts * 8 * burst
         score = moved.sum(axis=1)
         if ranking is not None:
-            operand_bytes = layer.macs * operand_bytes_per_mac(layer)
             score = objective_rank(ranking, accelerator, score, layer.macs, operand_bytes, cands.exposed)
         keep = _front(accelerator, score, cands.footprint, count, np.arange(k))
         parts.append((keep, moved[keep], pair))

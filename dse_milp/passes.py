@@ -54,7 +54,7 @@ class _Axis:
         (``ranges``: the runs extend along this axis, pitch 1), or one per index."""
         items = [(p, a, b) if ranges else (p, i, i) for p, spans in enumerate(parts) for a, b in spans
                  for i in ([a] if ranges else range(a, b))]  # fmt: skip
-        part, start, stop = (np.array(x, dtype=np.int64) for x in zip(*items, strict=True))
+        part, start, stop = np.array(items, dtype=np.int64).reshape(-1, 3).T
         if ranges:
             return _Axis(part, start, stop)
         return _Axis(part, start * pitch, stop * pitch)
@@ -67,6 +67,8 @@ def _bursts_between(start: np.ndarray, stop: np.ndarray, bits: int, burst_bits: 
 
 def _count(axes: list[_Axis], bits: int, burst_bits: int) -> int:
     """Distinct bursts of every box of the product of ``axes`` (see the module)."""
+    if any(not len(a.part) for a in axes):  # a block that reads nothing (all padding)
+        return 0
     depth = len(axes)
 
     def shaped(values: np.ndarray, axis: int) -> np.ndarray:

@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.fusion import GroupMapping, residency_choices
 from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
+from dse_milp.passes import pass_bursts
 from dse_milp.simulate import simulate, simulate_group_bursts
 from dse_milp.solve import segments
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, traffic
-from dse_milp.workload import Layer, LayerKind, Precision
+from dse_milp.workload import Layer, LayerKind, Precision, Shape
 from tests.layers import small_layers, tilings
 from tests.test_fusion import random_networks
 
@@ -106,3 +107,10 @@ def test_group_bursts_equal_a_walk_of_every_element(layouts: tuple[Layout, Layou
             )
             compared += 1
     assert compared > 20
+
+
+def test_a_pass_over_nothing_moves_no_burst():
+    """A block that reads no rows (or no columns) has no runs: no bursts, and no error."""
+    assert pass_bursts(NCHW, Shape(2, 3, 3), 8, 4, [(0, 2)], [[]], [[(0, 3)]]) == 0
+    assert pass_bursts(NHWC, Shape(2, 3, 3), 8, 4, [(0, 2)], [[(0, 3)]], [[]]) == 0
+    assert pass_bursts(NCHW, Shape(2, 3, 3), 8, 4, [(0, 2)], [[(0, 3)]], [[(0, 3)]]) == 2 * 9 // 4 + 1
