@@ -16,6 +16,7 @@ optimum is proven over this space, not over every tiling (docs/traffic_model.md)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import astuple, replace
 
@@ -23,11 +24,21 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.bursts import group_bursts, input_bursts, output_bursts, weight_bursts
-from dse_milp.candidates import OPERANDS, Candidates, bank_counts, fewest_tiles, split_front, traffic_front
+from dse_milp.candidates import (
+    OPERANDS,
+    Candidates,
+    bank_counts,
+    fewest_tiles_of,
+    generate,
+    shape_of,
+    split_front,
+    traffic_front,
+)
 from dse_milp.cost import Objective, objective_rank, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.fusion import GroupCandidates
 from dse_milp.layouts import NCHW, NHWC, Layout, Layouts
 from dse_milp.traffic import Mapping, Traffic, exposed, footprint, traffic
+from dse_milp.workload import Layer
 
 AUTO_LAYOUTS = (NCHW, NHWC, Layout("NCHW", 16))
 """What ``--layout auto`` chooses from: the two plain orders and the channel-blocked one
@@ -51,10 +62,19 @@ def pairs(layouts: Sequence[Layout]) -> tuple[Layouts, ...]:
     return tuple(Layouts(x, y) for x in layouts for y in layouts)
 
 
-def layer_in_bursts(cands: Candidates, accelerator: Accelerator, objectives: Sequence[Objective],
+def layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: Sequence[Objective],
                     choices: Sequence[Layouts]) -> Candidates:  # fmt: skip
-    """``cands``, and the coarsest mapping of each one's bytes (``with_coarsest``), for each
-    (input, output) pair of ``choices``, priced in bursts, each pair's front."""
+    """The candidates of ``layer`` (``generate``), and the coarsest mapping of each one's bytes
+    (``with_coarsest``), for each (input, output) pair of ``choices``, priced in bursts, each
+    pair's front. Layers of the same shape share the work."""
+    priced = _layer_in_bursts(shape_of(layer), accelerator, tuple(objectives), tuple(choices))
+    return replace(priced, layer=layer)
+
+
+@functools.lru_cache(maxsize=1024)
+def _layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: tuple[Objective, ...],
+                     choices: tuple[Layouts, ...]) -> Candidates:  # fmt: skip
+    cands = generate(layer, accelerator, objectives)
     cands = with_coarsest(cands, accelerator, ranked_by_objectives(objectives, accelerator))
     layer, k = cands.layer, len(cands)
     burst = accelerator.burst_bytes
@@ -104,10 +124,10 @@ def with_coarsest(cands: Candidates, accelerator: Accelerator, exposing: bool) -
     """
     layer = cands.layer
     known = {cands.mapping(i) for i in range(len(cands))}
+    bounds = cands.exposed.tolist() if exposing else [None] * len(cands)
+    queries = tuple(zip(cands.total_bits.tolist(), bounds, strict=True))
     extra: list[Mapping] = []
-    for i in range(len(cands)):
-        bound = int(cands.exposed[i]) if exposing else None
-        coarse = fewest_tiles(layer, accelerator, int(cands.total_bits[i]), bound)
+    for coarse in fewest_tiles_of(layer, accelerator, queries):
         if coarse is not None and coarse not in known:
             known.add(coarse)
             extra.append(coarse)

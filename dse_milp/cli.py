@@ -28,7 +28,7 @@ from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.heuristics import METHODS
 from dse_milp.layouts import AUTO, NCHW, Layout
-from dse_milp.loader import load_accelerator, load_network, load_suite
+from dse_milp.loader import burst_bytes, load_accelerator, load_network, load_suite
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.stopping import ever_interrupted, interrupted, sigint_requests_stop
@@ -90,6 +90,13 @@ def _objectives(text: str) -> tuple[Objective, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"must be dram, energy or latency (or a list of them), got {text!r}")
     return tuple(Objective(name) for name in names)
+
+
+def _burst(text: str) -> int:
+    try:
+        return burst_bytes(int(text) if text.strip().isdigit() else text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _layout(text: str) -> Layout | str:
@@ -275,6 +282,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
     )
     parser.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
+    parser.add_argument(
+        "--burst",
+        type=_burst,
+        default=None,
+        metavar="BYTES",
+        help="the DRAM burst, in place of the accelerator's dram: {burst: ...}; 1 counts bytes (default: as declared)",
+    )
     _solver_options(parser)
 
 
@@ -350,6 +364,8 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
         problems += exc.problems
     if problems or network is None or accelerator is None:
         raise InputError(problems)
+    if args.burst is not None:
+        accelerator = replace(accelerator, burst_bytes=args.burst)
     return network, accelerator
 
 

@@ -73,9 +73,11 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
             cost = np.concatenate([cost, problem.group_cost(objective, key)[same]])
             footprint = np.concatenate([footprint, problem.groups[key].footprint[same]])
     else:
-        cands = generate(problem.network.by_name[unit], lifted, (objective,))
-        if layouts is not None:
-            cands = layer_in_bursts(cands, lifted, (objective,), (layouts,))
+        layer = problem.network.by_name[unit]
+        if layouts is None:
+            cands = generate(layer, lifted, (objective,))
+        else:
+            cands = layer_in_bursts(layer, lifted, (objective,), (layouts,))
         view = replace(problem, candidates={unit: cands}, objectives=(objective,))
         cost, footprint = view.cost(objective, unit), cands.footprint
         if unit in problem.candidates:

@@ -107,14 +107,15 @@ MAX_BURST = 4096
 """The largest DRAM burst: a DRAM page."""
 
 
-def _burst(value: Any) -> int:
+def burst_bytes(value: Any) -> int:
+    """A DRAM burst in bytes (an integer, or a size such as "64 B"), at most a DRAM page."""
     size = _size(value)
     if size > MAX_BURST:
         raise ValueError(f"must be at most {MAX_BURST} bytes (a DRAM page), got {show(value)}")
     return size
 
 
-Burst = Annotated[int, BeforeValidator(_burst)]
+Burst = Annotated[int, BeforeValidator(burst_bytes)]
 
 
 def _finite(low: float, high: float, strict_low: bool = False) -> Any:

@@ -26,6 +26,7 @@ transfer, sharing none of this.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,9 +34,6 @@ import numpy as np
 
 from dse_milp.layouts import Layout, Span
 from dse_milp.workload import Shape
-
-_CHUNK = 1 << 22
-"""Runs summed at once (bounds the memory of one broadcast)."""
 
 
 @dataclass(frozen=True)
@@ -60,44 +58,88 @@ class _Axis:
         return _Axis(part, start * pitch, stop * pitch)
 
 
-def _bursts_between(start: np.ndarray, stop: np.ndarray, bits: int, burst_bits: int) -> np.ndarray:
-    """Bursts an element range ``[start, stop)`` touches."""
-    return (stop * bits - 1) // burst_bits - (start * bits) // burst_bits + 1
+def _residues(values: Sequence[np.ndarray], period: int) -> np.ndarray:
+    """How many items of the product of ``values`` (one array per axis) have each sum, modulo
+    ``period``: the cyclic convolution of the axes' residue counts."""
+    counts = np.zeros(period, dtype=np.int64)
+    counts[0] = 1
+    for v in values:
+        both = np.convolve(counts, np.bincount(v % period, minlength=period))
+        counts = both[:period] + np.concatenate([both[period:], np.zeros(2 * period - len(both), dtype=np.int64)])
+    return counts
+
+
+def _floor_sum(values: Sequence[np.ndarray], period: int) -> int:
+    """Σ over the product of ``values`` of ⌊(sum of one item per axis) / period⌋, from each
+    axis's quotients and the distribution of the sum of their residues."""
+    sizes = [len(v) for v in values]
+    runs = math.prod(sizes)
+    total = sum(int((v // period).sum()) * (runs // n) for v, n in zip(values, sizes, strict=True))
+    counts = np.ones(1, dtype=np.int64)
+    for v in values:
+        counts = np.convolve(counts, np.bincount(v % period, minlength=period))
+    return total + int((counts * (np.arange(len(counts)) // period)).sum())
 
 
 def _count(axes: list[_Axis], bits: int, burst_bits: int) -> int:
-    """Distinct bursts of every box of the product of ``axes`` (see the module)."""
+    """Distinct bursts of every box of the product of ``axes`` (see the module).
+
+    Offsets are counted in units of gcd(bits, burst) bits, so a burst is ``period`` units
+    and an element ``unit`` units; a run [s, e) touches bursts ⌊s/period⌋ to
+    ⌊(e - 1)/period⌋, and its last unit is e - 1 because every burst boundary is a whole
+    number of units. Summed over every run (``_floor_sum``), and for the pairs: ``_shared``.
+    """
     if any(not len(a.part) for a in axes):  # a block that reads nothing (all padding)
+        return 0
+    step = math.gcd(bits, burst_bits)
+    unit, period = bits // step, burst_bits // step
+    starts = [a.start * unit for a in axes]
+    ends = [a.stop * unit for a in axes]
+    ends[0] = ends[0] - 1
+    runs = math.prod(len(a.part) for a in axes)
+    total = runs + _floor_sum(ends, period) - _floor_sum(starts, period)
+    return total - sum(_shared(axes, j, unit, period) for j in range(len(axes)))
+
+
+def _shared(axes: list[_Axis], j: int, unit: int, period: int) -> int:
+    """The pairs of runs next to each other in address order where axis ``j`` moves on within
+    its part (the axes inside it restart at their part's first item) whose boundary falls in
+    one burst.
+
+    An axis outside ``j`` that adds the same offset to a run's start and end (every axis but
+    the one the runs extend along) moves both runs of a pair alike: only its residues count,
+    and they are summed as a distribution. The rest is broadcast.
+    """
+    axis = axes[j]
+    moves = np.flatnonzero(axis.part[1:] == axis.part[:-1])
+    if not len(moves):
         return 0
     depth = len(axes)
 
-    def shaped(values: np.ndarray, axis: int) -> np.ndarray:
-        return values.reshape([-1 if i == axis else 1 for i in range(depth)])
+    def shaped(values: np.ndarray, at: int) -> np.ndarray:
+        return values.reshape([-1 if i == at else 1 for i in range(depth)])
 
-    total = 0
-    # every run: chunks of the outermost axis keep the broadcast small
-    inner = int(np.prod([len(a.part) for a in axes[1:]]))
-    step = max(1, _CHUNK // max(inner, 1))
-    for lo in range(0, len(axes[0].part), step):
-        parts = [_Axis(*(x[lo : lo + step] for x in (axes[0].part, axes[0].start, axes[0].stop))), *axes[1:]]
-        start = sum(shaped(a.start, i) for i, a in enumerate(parts))
-        stop = sum(shaped(a.stop, i) for i, a in enumerate(parts))
-        total += int(_bursts_between(start, stop, bits, burst_bits).sum())
-    # the pairs of runs next to each other: axis j moves on within its part, inner axes restart
-    for j, axis in enumerate(axes):
-        moves = np.flatnonzero(axis.part[1:] == axis.part[:-1])
-        if not len(moves):
-            continue
-        end = shaped(axis.stop[moves], j) + sum(shaped(a.stop, i) for i, a in enumerate(axes[:j]))
-        begin = shaped(axis.start[moves + 1], j) + sum(shaped(a.start, i) for i, a in enumerate(axes[:j]))
-        for i in range(j + 1, depth):
-            a = axes[i]
+    end = shaped(axis.stop[moves], j)
+    begin = shaped(axis.start[moves + 1], j)
+    offsets = []
+    for i, a in enumerate(axes):
+        if i < j and np.array_equal(a.start, a.stop):
+            offsets.append(a.start * unit)
+        elif i < j:
+            end, begin = end + shaped(a.stop, i), begin + shaped(a.start, i)
+        elif i > j:
             first = np.flatnonzero(np.concatenate([[True], a.part[1:] != a.part[:-1]]))
             last = np.concatenate([first[1:], [len(a.part)]]) - 1
-            end = end + shaped(a.stop[last], i)
-            begin = begin + shaped(a.start[first], i)
-        total -= int(np.count_nonzero((end * bits - 1) // burst_bits == (begin * bits) // burst_bits))
-    return total
+            end, begin = end + shaped(a.stop[last], i), begin + shaped(a.start[first], i)
+    end, begin = end * unit, begin * unit
+    # with the outside offsets' residue r, the boundary is in one burst when
+    # (r + end - 1) mod period + (begin - end) + 1 < period
+    length = period - 1 - (begin - end)  # how many residues of (r + end - 1) qualify, from 0
+    counts = _residues(offsets, period)
+    cumulative = np.concatenate([[0], np.cumsum(np.concatenate([counts, counts]))])
+    first = (-(end - 1)) % period
+    hits = cumulative[first + np.clip(length, 0, period)] - cumulative[first]
+    return int(np.broadcast_to(hits, np.broadcast_shapes(end.shape, begin.shape)).sum())
 
 
 def pass_bursts(layout: Layout, shape: Shape, bits: int, burst_bytes: int, channels: Sequence[Span],

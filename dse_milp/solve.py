@@ -208,7 +208,7 @@ def build_problem(
         candidates[layer.name] = cache[layer, accelerator, objectives]
         if layouts:
             if (layer, accelerator, objectives, layouts) not in cache:
-                priced = layer_in_bursts(candidates[layer.name], accelerator, objectives, pairs(layouts))
+                priced = layer_in_bursts(layer, accelerator, objectives, pairs(layouts))
                 cache[layer, accelerator, objectives, layouts] = priced
             candidates[layer.name] = cache[layer, accelerator, objectives, layouts]
     groups = {}
@@ -307,12 +307,10 @@ def solve(
         shadow, note = shadow_prices(settled, units, options.deadline, held)
         notes += [note] if note else []
         seconds["prices"] = time.perf_counter() - start
-    coarsen = (reason := stop_reason(options.deadline)) is None
-    if not coarsen:
-        notes.append(f"tiles not coarsened ({reason})")
     by_name = {str(x): x for x in choices}
     tensor_layouts = {tensor: by_name[name] for tensor, name in stored.items()}
-    layers, groups = _results(settled, chosen, fused, shadow, coarsen)
+    layers, groups, note = _results(settled, chosen, fused, shadow, options.deadline)
+    notes += [note] if note else []
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
         Objective.DRAM: primary.dram_bytes if primary.moved_bytes is None else primary.moved_bytes,
@@ -343,13 +341,24 @@ def _results(
     chosen: dict[str, int],
     fused: dict[tuple[str, str], int],
     shadow: dict[str, dict[str, float]],
-    coarsen: bool = True,
-) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
+    deadline: float | None = None,
+) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...], str | None]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
-    the candidates' own figures. With ``coarsen``, a layer run alone gets, of the mappings that
-    move the same traffic in its buffers, the one with the fewest tiles (``fewest_tiles``), and
-    a fused group, of those that cost no more, likewise (``coarsest_group``); with DRAM bursts,
-    only if it moves no more bursts than the candidate."""
+    the candidates' own figures, and a note on the units left uncoarsened. Until Ctrl-C or
+    ``deadline``, a layer run alone gets, of the mappings that move the same traffic in its
+    buffers, the one with the fewest tiles (``fewest_tiles``), and a fused group, of those
+    that cost no more, likewise (``coarsest_group``); with DRAM bursts, only if it moves no
+    more bursts than the candidate."""
+    stopped: list[str] = []  # why the coarsening stopped, once it has
+    skipped = 0
+
+    def coarsening() -> bool:
+        nonlocal skipped
+        if not stopped and (reason := stop_reason(deadline)) is not None:
+            stopped.append(reason)
+        skipped += bool(stopped)
+        return not stopped
+
     acc = problem.accelerator
     burst = acc.burst_bytes if problem.layouts else 0
     mappings, layouts = {}, {}
@@ -361,7 +370,7 @@ def _results(
         if burst:
             layouts[name] = cands.layouts[k]
         bound = int(cands.exposed[k]) if exposing else None
-        coarsest = fewest_tiles(cands.layer, acc, int(cands.useful_bits[k]), bound) if coarsen else None
+        coarsest = fewest_tiles(cands.layer, acc, int(cands.useful_bits[k]), bound) if coarsening() else None
         if coarsest is not None and (
             not burst or _moved(cands.layer, coarsest, layouts[name], burst) <= cands.total_bits[k]
         ):
@@ -373,7 +382,7 @@ def _results(
         name = f"{key[0]}..{key[1]}"
         if burst:
             layouts[name] = chosen_group.layouts[k]
-        if coarsen:
+        if coarsening():
             coarse = coarsest_group(chosen_group.segment, acc, problem.objectives, mapping)
             if not burst or _moved(chosen_group.segment, coarse, layouts[name], burst) <= chosen_group.total_bits[k]:
                 mapping = coarse
@@ -396,7 +405,9 @@ def _results(
         moved |= {g.name: 8 * burst * sum(g.bursts.values(), Traffic()).total for g in groups if g.bursts}
         if any(moved[name] > priced[name] for name in priced):
             raise DseError("internal error: the bursts counted exceed the candidates' own")
-    return layers, groups
+    units = len(chosen) + len(fused)
+    note = f"tiles of {skipped} of {units} units not coarsened ({stopped[0]})" if stopped else None
+    return layers, groups, note
 
 
 def _moved(unit: Layer | Segment, mapping: Mapping | GroupMapping, layouts: Layouts, burst: int) -> int:

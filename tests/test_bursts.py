@@ -12,6 +12,7 @@ from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.fusion import GroupMapping, residency_choices
 from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
 from dse_milp.passes import pass_bursts
+from dse_milp.simulate import _bursts as element_bursts
 from dse_milp.simulate import simulate, simulate_group_bursts
 from dse_milp.solve import segments
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, traffic
@@ -114,3 +115,41 @@ def test_a_pass_over_nothing_moves_no_burst():
     assert pass_bursts(NCHW, Shape(2, 3, 3), 8, 4, [(0, 2)], [[]], [[(0, 3)]]) == 0
     assert pass_bursts(NHWC, Shape(2, 3, 3), 8, 4, [(0, 2)], [[(0, 3)]], [[]]) == 0
     assert pass_bursts(NCHW, Shape(2, 3, 3), 8, 4, [(0, 2)], [[(0, 3)]], [[(0, 3)]]) == 2 * 9 // 4 + 1
+
+
+@st.composite
+def blocks(draw: st.DrawFn, extent: int) -> list[list[tuple[int, int]]]:
+    """One to three blocks, each of sorted disjoint index ranges of ``range(extent)`` (maybe none)."""
+    found = []
+    for _ in range(draw(st.integers(1, 3))):
+        cuts = sorted(draw(st.sets(st.integers(0, extent), max_size=4)))
+        found.append(list(zip(cuts[::2], cuts[1::2], strict=False)))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    data=st.data(),
+    shape=st.builds(Shape, st.integers(1, 40), st.integers(1, 6), st.integers(1, 9)),
+    layout=st.sampled_from([NCHW, NHWC, Layout("NCHW", 4), Layout("NCHW", 16), Layout("NCHW", 3)]),
+    bits=st.sampled_from([4, 8, 16, 32]),
+    burst=st.sampled_from([1, 3, 16, 64, 128]),
+)
+def test_a_pass_equals_the_bursts_of_its_elements(
+    data: st.DataObject, shape: Shape, layout: Layout, bits: int, burst: int
+):
+    """Every box of a pass (channel range x row block x column block): its elements' distinct
+    bursts, counted from their addresses (``simulate``), against ``pass_bursts``. Large bursts
+    over small tensors make runs of many rows and channels share bursts."""
+    starts = data.draw(st.lists(st.integers(0, shape.channels - 1), min_size=1, max_size=3))
+    channels = [(a, data.draw(st.integers(a + 1, shape.channels))) for a in starts]
+    rows, cols = data.draw(blocks(shape.height)), data.draw(blocks(shape.width))
+    walk = 0
+    for c0, c1 in channels:
+        for row_block in rows:
+            for col_block in cols:
+                heights = [h for a, b in row_block for h in range(a, b)]
+                widths = [w for a, b in col_block for w in range(a, b)]
+                box = [(c, h, w) for c in range(c0, c1) for h in heights for w in widths]
+                walk += element_bursts(layout, shape, bits, burst, box)
+    assert pass_bursts(layout, shape, bits, burst, channels, rows, cols) == walk

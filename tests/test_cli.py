@@ -141,6 +141,33 @@ def test_the_program_chooses_the_layouts_by_default_when_bursts_are_declared(tmp
     assert record["totals"]["moved_bytes"] <= records["NCHW"]["totals"]["moved_bytes"]
 
 
+def test_burst_replaces_the_declared_one(tmp_path):
+    """--burst 64 on an accelerator without bursts solves in bursts, as if it declared them;
+    --burst 1 on one with bursts counts bytes, as if it declared none."""
+    spec = yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8"))
+    declared = tmp_path / "declared.yaml"
+    declared.write_text(yaml.safe_dump(spec | {"dram": {"burst": "64 B"}}), encoding="utf-8")
+    runs = {"declared": [str(declared)], "asked": [str(ACCELERATOR), "--burst", "64"],
+            "bytes": [str(declared), "--burst", "1"], "plain": [str(ACCELERATOR)]}  # fmt: skip
+    records = {}
+    for name, args in runs.items():
+        out = tmp_path / f"{name}.json"
+        assert main(["solve", str(NETWORK), *args, "--out", str(out)]) == EXIT_OK
+        records[name] = json.loads(out.read_text(encoding="utf-8"))
+    assert records["asked"]["burst_bytes"] == 64 and records["asked"]["totals"] == records["declared"]["totals"]
+    assert records["bytes"]["burst_bytes"] == 1 and records["bytes"]["totals"] == records["plain"]["totals"]
+    assert records["asked"]["totals"]["moved_bytes"] is not None
+
+
+@pytest.mark.parametrize(
+    ("value", "says"), [("0", "positive"), ("9000", "at most 4096"), ("64 KB", "at most 4096"), ("abc", "positive")]
+)
+def test_a_bad_burst_is_one_line(capsys, value: str, says: str):
+    assert main(["solve", str(NETWORK), str(ACCELERATOR), "--burst", value]) == EXIT_INPUT
+    (line,) = error_lines(capsys)
+    assert "--burst" in line and value in line and says in line
+
+
 def test_one_byte_bursts_report_no_bursts(result):
     assert result["burst_bytes"] == 1 and result["totals"]["moved_bytes"] is None
     assert all(layer["dram_bursts"] is None for layer in result["layers"])

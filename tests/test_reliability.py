@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +278,47 @@ def test_the_time_limit_bounds_candidate_generation(capsys):
     assert "before any solution" in str(info.value)
 
 
+def ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT's default action in a test's child process: a shell's background job (and a CI
+    runner started as one) ignores SIGINT, and its children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own SIGINT handler in this process for the test, however the tests were started."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_during_the_tie_break_keeps_the_mappings_found(monkeypatch):
+    """Ctrl-C after the solver, while the tiles are being coarsened: the rest of the units keep
+    the program's own mappings (the same traffic), at once, and the note says how many."""
+    import dse_milp.solve as solving
+    from dse_milp import stopping
+
+    network, accelerator = load_network(DSCNN), load_accelerator(NPU32)
+    whole = solve(network, accelerator, prices=False)
+    calls = []
+
+    def ctrl_c_after_the_first(*args: object) -> object:
+        calls.append(args)
+        stopping._requested.set()
+        return fewest(*args)
+
+    fewest = solving.fewest_tiles
+    monkeypatch.setattr(solving, "fewest_tiles", ctrl_c_after_the_first)
+    try:
+        cut = solve(network, accelerator, prices=False)
+    finally:
+        stopping._requested.clear()
+    units = len(cut.layers) + len(cut.groups)
+    assert len(calls) == 1
+    assert f"tiles of {units - 1} of {units} units not coarsened (interrupted)" in cut.notes
+    assert cut.dram_bytes == whole.dram_bytes
+
+
 def test_the_time_limit_bounds_the_whole_command(tmp_path):
     """Before: each solver call had the whole limit, and the prices were not bounded at all."""
     out = tmp_path / "r.json"
@@ -297,7 +339,7 @@ def interrupt(args: list[str], tmp_path: Path, after: float) -> tuple[subprocess
     out = tmp_path / "r.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "dse_milp", "solve", *args, "--quiet", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     time.sleep(after)
     assert proc.poll() is None, "the run ended before the signal: the instance is too easy for this test"
@@ -327,7 +369,7 @@ def test_ctrl_c_keeps_the_best_solution(tmp_path):
         assert proc.stderr.startswith("interrupted")
 
 
-def test_ctrl_c_during_candidate_generation_stops_it():
+def test_ctrl_c_during_candidate_generation_stops_it(ctrl_c_raises):
     network = load_network(NETWORKS / "resnet50.yaml")
     accelerator = load_accelerator(ACCELERATORS / "npu_128k_split.yaml")
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
@@ -342,7 +384,7 @@ def test_ctrl_c_during_candidate_generation_stops_it():
 def test_ctrl_c_while_starting_up_exits_quietly():
     proc = subprocess.Popen(
         [sys.executable, "-m", "dse_milp", "solve", str(DSCNN), str(NPU32)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     time.sleep(0.3)  # importing numpy, pydantic and pyomo
     proc.send_signal(signal.SIGINT)
@@ -355,7 +397,7 @@ def test_ctrl_c_twice_ends_at_once(tmp_path):
     args = [str(NETWORKS / "resnet50.yaml"), str(ACCELERATORS / "npu_128k_split.yaml"), "--fusion", "6"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "dse_milp", "solve", *args, "--quiet", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal,
     )  # fmt: skip
     time.sleep(5.0)  # in branch and bound, whose first Ctrl-C would leave HiGHS to return its incumbent
     os.kill(proc.pid, signal.SIGINT)
