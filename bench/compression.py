@@ -17,6 +17,9 @@ directory's log.json is not run again, so an interrupted run resumes where it
 stopped (delete the directory to start over). One figure per model (accuracy against traffic, a panel
 per setting) goes to ``--figures``; the Markdown tables of docs/COMPRESSION.md are
 printed.
+
+Every accelerator counts bytes here (its DRAM burst set to 1, as ``--burst 1``): these are
+the byte model's figures; bench/bursts.py has what the bursts move.
 """
 
 from __future__ import annotations
@@ -111,7 +114,7 @@ def main() -> None:
     torch.set_num_threads(2)
     data = load_data(None)
     settings_of = {
-        setting_name(name, fusion): (load_accelerator(_accelerator_path(name)), fusion)
+        setting_name(name, fusion): (replace(load_accelerator(_accelerator_path(name)), burst_bytes=1), fusion)
         for name in args.accelerators
         for fusion in (0, args.fusion)
     }

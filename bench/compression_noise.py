@@ -8,6 +8,9 @@ and only the seed of each step changed: it draws the Fisher batches, the
 fine-tuning order and dropout (and random importance). Prints, for each policy
 and step, the accuracy and the traffic of every seed, their spread, and where
 each curve leaves the 1-point band (interpolated, as in bench/compression.py).
+
+Every accelerator counts bytes here (its DRAM burst set to 1, as ``--burst 1``): these are
+the byte model's figures; bench/bursts.py has what the bursts move.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("noise-results"))
     args = parser.parse_args()
     torch.set_num_threads(2)
-    accelerator = load_accelerator(_accelerator_path(args.accelerator))
+    accelerator = replace(load_accelerator(_accelerator_path(args.accelerator)), burst_bytes=1)  # in bytes
     start, data = prepare(args.model, load_data(None), Training(epochs=args.epochs, cache=default_cache()), seed=0)
     base = Settings(fusion=args.fusion, max_drop=args.max_drop, target_traffic=0.01)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "

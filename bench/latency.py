@@ -12,6 +12,9 @@ the least-latency design against the least traffic, and the wall time of the lat
 solve (candidates included). Without double buffering the latency is compute plus
 transfers, so the two designs have the same latency; with it, the latency-aware
 candidates trade traffic for transfers hidden under compute.
+
+Every accelerator counts bytes here (its DRAM burst set to 1, as ``--burst 1``): these are
+the byte model's figures; bench/bursts.py has what the bursts move.
 """
 
 from __future__ import annotations
@@ -43,7 +46,8 @@ def main() -> None:
           "| compute floor (cycles) | traffic of `latency` / least | seconds of `latency` |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for entry in entries:
-        network, declared = load_network(entry.network), load_accelerator(entry.accelerator)
+        network = load_network(entry.network)
+        declared = replace(load_accelerator(entry.accelerator), burst_bytes=1)  # in bytes
         for double in (declared.double_buffering, not declared.double_buffering):
             accelerator = replace(declared, double_buffering=double)
             try:

@@ -162,6 +162,8 @@ def split_front(traffic: np.ndarray, banks: np.ndarray, size: np.ndarray, *ties:
     ``ties``, then position) can matter. It is kept if every point using no more
     banks of any buffer, and fewer of one, moves more traffic (``contenders``).
     """
+    if not len(traffic):
+        return np.zeros(0, dtype=np.int64)
     equal = contenders(traffic, size, banks)
     cell = np.ravel_multi_index(tuple(banks[equal].T), tuple(banks.max(axis=0) + 1))
     equal, cell = (x[np.lexsort((equal, *(t[equal] for t in reversed(ties)), cell))] for x in (equal, cell))

@@ -28,7 +28,7 @@ from dse_milp.stopping import interrupted
 from dse_milp.workload import Network
 
 FIELDS = (
-    "capacity_bytes", "fusion", "status", "dram_bytes", "compulsory_bytes", "ratio_to_compulsory",
+    "capacity_bytes", "fusion", "status", "dram_bytes", "moved_bytes", "compulsory_bytes", "ratio_to_compulsory",
     "latency_cycles", "energy_pj", "fused_groups", "buffer_sizes", "seconds",
 )  # fmt: skip
 
@@ -40,6 +40,8 @@ class SweepPoint:
     status: str
     """``optimal``, ``feasible`` (time limit), or ``infeasible`` (a layer fits no mapping)."""
     dram_bytes: float | None
+    moved_bytes: float | None
+    """With DRAM bursts: the bytes their whole bursts move (what the program minimises)."""
     compulsory_bytes: float
     latency_cycles: float | None
     energy_pj: float | None
@@ -98,15 +100,16 @@ def run_sweep(
             try:
                 s = solve(network, sized, objective, solver, options, fusion=depth, prices=False, cache=cache)
             except InfeasibleError:
-                points.append(SweepPoint(total, depth, "infeasible", None, floor, None, None, 0, {}, 0.0))
+                points.append(SweepPoint(total, depth, "infeasible", None, None, floor, None, None, 0, {}, 0.0))
             except NoSolutionError:  # the deadline of the whole sweep has passed
-                points.append(SweepPoint(total, depth, "no_solution", None, floor, None, None, 0, {}, 0.0))
+                points.append(SweepPoint(total, depth, "no_solution", None, None, floor, None, None, 0, {}, 0.0))
             except InterruptedRun:
                 return points
             else:
                 points.append(
                     SweepPoint(
-                        total, depth, s.result.status.value, s.dram_bytes, floor, s.latency_cycles, s.energy_pj,
+                        total, depth, s.result.status.value, s.dram_bytes, s.moved_bytes, floor, s.latency_cycles,
+                        s.energy_pj,
                         len(s.groups), s.buffer_sizes, sum(s.seconds.values()),
                     )
                 )  # fmt: skip
@@ -122,31 +125,35 @@ def write_csv(points: Sequence[SweepPoint], path: Path) -> None:
             ratio = None if p.dram_bytes is None else p.dram_bytes / p.compulsory_bytes
             sizes = ";".join(f"{name}={size}" for name, size in p.buffer_sizes.items())
             writer.writerow(
-                [p.capacity_bytes, p.fusion, p.status, p.dram_bytes, p.compulsory_bytes, ratio,
+                [p.capacity_bytes, p.fusion, p.status, p.dram_bytes, p.moved_bytes, p.compulsory_bytes, ratio,
                  p.latency_cycles, p.energy_pj, p.fused_groups, sizes, f"{p.seconds:.3f}"]
             )  # fmt: skip
 
 
 def plot(points: Sequence[SweepPoint], path: Path, title: str) -> None:
     """Least DRAM traffic against capacity (log-log), one line per fusion setting, with the
-    compulsory traffic drawn as the floor."""
+    compulsory traffic drawn as the floor; with DRAM bursts, the bytes the bursts move."""
     plt = pyplot()
+
+    def least(p: SweepPoint) -> float | None:
+        return p.dram_bytes if p.moved_bytes is None else p.moved_bytes
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for depth in sorted({p.fusion for p in points}):
-        solved = [p for p in points if p.fusion == depth and p.dram_bytes is not None]
+        solved = [p for p in points if p.fusion == depth and least(p) is not None]
         label = "layer by layer" if depth == 0 else f"fused groups of up to {depth} layers"
-        ax.plot([p.capacity_bytes / 1024 for p in solved], [p.dram_bytes for p in solved], marker="o", label=label)
+        ax.plot([p.capacity_bytes / 1024 for p in solved], [least(p) for p in solved], marker="o", label=label)
     floor = points[0].compulsory_bytes
     ax.axhline(floor, color="black", linestyle="--", linewidth=1, label="compulsory traffic")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     kib = [p.capacity_bytes / 1024 for p in points]
     ax.set_xlim(min(kib) / 1.5, max(kib) * 1.5)  # also when no point was feasible, or only one was solved
-    traffic = [floor, *(p.dram_bytes for p in points if p.dram_bytes is not None)]
+    traffic = [floor, *(y for p in points if (y := least(p)) is not None)]
     ax.set_ylim(min(traffic) / 1.5, max(traffic) * 1.5)
     ax.set_xlabel("on-chip buffer (KiB)")
-    ax.set_ylabel("least DRAM traffic (bytes)")
+    bursts = any(p.moved_bytes is not None for p in points)
+    ax.set_ylabel("least DRAM bytes moved, in whole bursts" if bursts else "least DRAM traffic (bytes)")
     ax.set_title(plot_text(title))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()

@@ -254,9 +254,11 @@ def test_a_free_split_that_fits_no_pair_names_both_layers(tmp_path):
     ]
 
 
-def test_too_few_banks_says_how_many_are_needed(tmp_path, capsys):
+@pytest.mark.parametrize("burst", ["1", "64"])
+def test_too_few_banks_says_how_many_are_needed(tmp_path, capsys, burst: str):
+    """Also with DRAM bursts, where before the empty set of candidates raised a ValueError."""
     accelerator = accelerator_file(tmp_path, {"total": "2 KiB", "split": "free", "bank": "1 KiB"})
-    assert main(["solve", str(conflicting(tmp_path)), str(accelerator)]) == EXIT_INFEASIBLE
+    assert main(["solve", str(conflicting(tmp_path)), str(accelerator), "--burst", burst]) == EXIT_INFEASIBLE
     assert error_lines(capsys)[0] == (
         "infeasible: layer 'a' fits no mapping: its smallest footprint (input 2048 + weight 1024 + output 1 bytes) "
         "needs input 2 + weight 1 + output 1 = 4 banks of 1,024 bytes, more than the 2 banks of the 2,048-byte total"

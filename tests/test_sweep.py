@@ -83,3 +83,19 @@ def test_with_capacity_keeps_proportions_and_banks():
 def test_bad_sweep_options(capsys, option, value):
     assert main(["sweep", "tiny_dscnn@npu-32k", option, value]) == EXIT_INPUT
     assert option in capsys.readouterr().err
+
+
+def test_a_sweep_in_bursts_reports_the_bytes_they_move(tmp_path):
+    """With --burst, each solved point's moved bytes (whole bursts) are at least its bytes;
+    without, the column is empty."""
+    for burst in ("64", "1"):
+        out = tmp_path / f"{burst}.csv"
+        argv = ["sweep", "tiny_dscnn@npu-32k", "--min", "8 KiB", "--max", "64 KiB", "--points", "3"]
+        assert main([*argv, "--burst", burst, "--out", str(out)]) == EXIT_OK
+        solved = [row for row in rows(out) if row["status"] == "optimal"]
+        assert solved
+        for row in solved:
+            if burst == "1":
+                assert row["moved_bytes"] == ""
+            else:
+                assert float(row["moved_bytes"]) >= float(row["dram_bytes"])
