@@ -16,8 +16,11 @@ with the next even when they touch: a burst touched by k runs in a row is counte
 k times and shared by k - 1 pairs, so the difference is the number of distinct
 bursts. The runs of a box are the product of one item per axis (axes in address
 order, outermost first); the next run of a box in address order moves one axis to
-its next item in the same box and every axis inside it back to its first. Both sums
-are numpy broadcasts over the items, with no loop over the boxes.
+its next item in the same box and every axis inside it back to its first. The first sum
+comes from each axis's quotients and the distribution of the residues of the runs'
+starts and ends modulo the burst (``_floor_sum``); the second broadcasts the pairs over
+the axes that tell them apart and counts the rest as residues (``_shared``). Neither
+loops over the boxes or the runs.
 
 ``dse_milp.simulate`` counts the same bursts from the element addresses of every
 transfer, sharing none of this.

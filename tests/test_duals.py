@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
+from dse_milp.burst_candidates import AUTO_LAYOUTS
 from dse_milp.candidates import generate
 from dse_milp.cost import Objective
 from dse_milp.duals import UNBOUNDED, unit_lp
@@ -98,3 +100,21 @@ def test_no_price_once_the_least_traffic_fits():
     big = Accelerator("big", separate_buffers(1 << 20, 1 << 20, 1 << 20), False, 4.0, 100.0, 8, ENERGY)
     solution = solve(network, big)
     assert all(price == 0 for r in solution.layers for price in r.shadow_price.values())
+
+
+def test_prices_in_bursts_match_finite_differences():
+    """With DRAM bursts each unit's LP prices its candidates in the layouts the solution gave
+    its tensors; the reported price is that LP's dual, between its one-sided slopes."""
+    network = load_network("instances/networks/tiny_mobilenet_v1_025.yaml")
+    accelerator = replace(load_accelerator("instances/accelerators/npu_4k.yaml"), burst_bytes=64)
+    solution = solve(network, accelerator)
+    problem = build_problem(network, accelerator, (Objective.DRAM,), layouts=AUTO_LAYOUTS)
+    priced = [r for r in solution.layers if r.shadow_price["unified"] > 0]
+    assert len(priced) >= 10
+    for r in priced[:10]:
+        assert r.layouts is not None
+        value, price = unit_lp(problem, r.layer.name, "unified", 0.0, r.layouts)
+        assert price == pytest.approx(r.shadow_price["unified"])
+        right = (value - unit_lp(problem, r.layer.name, "unified", DELTA, r.layouts)[0]) / DELTA
+        left = (unit_lp(problem, r.layer.name, "unified", -DELTA, r.layouts)[0] - value) / DELTA
+        assert right - 1e-6 <= price <= left + 1e-6
