@@ -3,9 +3,11 @@
     python bench/solve_suite.py [--suite instances/suite.yaml] [--solver highs] [--repeat 3]
 
 Each instance is solved in this process, ``--repeat`` times, each time with cold
-caches; the table shows the fastest run of each step (candidate generation, model build, solve) and their
-sum, so interpreter start-up and imports are not counted (run `time python -m
-dse_milp solve NAME`, or see the second table, for the end-to-end figure).
+caches. The table shows the DRAM bytes and, where the accelerator declares a burst,
+the bytes its whole bursts move; and the fastest run of each step (candidate
+generation, model build, solve) and their sum, so interpreter start-up and imports
+are not counted (run `time python -m dse_milp solve NAME`, or see the second table,
+for the end-to-end figure).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from dse_milp.candidates import _generate, channel_options, spatial_options
+from dse_milp.burst_candidates import _layer_in_bursts
+from dse_milp.candidates import _fewest_tiles, _generate, channel_options, spatial_options
 from dse_milp.cli import BUNDLED_SUITE
 from dse_milp.loader import load_accelerator, load_network, load_suite
+from dse_milp.passes import tiled_pass_bursts
 from dse_milp.solve import solve
 from dse_milp.solvers import SolverOptions
 from dse_milp.traffic import halo_stats
@@ -39,15 +43,16 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, solver {args.solver}, best of {args.repeat}\n")  # fmt: skip
-    print("| instance | layers | binaries | status | DRAM bytes | compulsory | ratio | candidates s | build s "
-          "| solve s | total s |")  # fmt: skip
-    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| instance | layers | binaries | status | DRAM bytes | compulsory | ratio | burst | moved bytes "
+          "| candidates s | build s | solve s | total s |")  # fmt: skip
+    print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     started = time.perf_counter()
     for entry in load_suite(args.suite):
         network, accelerator = load_network(entry.network), load_accelerator(entry.accelerator)
         runs = []
         for _ in range(args.repeat):
-            for cache in (channel_options, spatial_options, halo_stats, _generate):
+            for cache in (channel_options, spatial_options, halo_stats, _generate, _fewest_tiles, _layer_in_bursts,
+                          tiled_pass_bursts):  # fmt: skip
                 cache.cache_clear()  # every run starts cold, as a fresh `python -m dse_milp solve` does
             runs.append(solve(network, accelerator, solver=args.solver, options=SolverOptions(), prices=False))
         best = {step: min(run.seconds[step] for run in runs) for step in ("candidates", "build", "solve")}
@@ -55,7 +60,8 @@ def main() -> None:
         binaries = sum(r.candidates for r in s.layers)
         print(
             f"| {entry.name} | {len(s.layers)} | {binaries} | {s.result.status.value} | {s.dram_bytes:,.0f} "
-            f"| {s.compulsory_bytes:,.0f} | {s.dram_bytes / s.compulsory_bytes:.3f} | {best['candidates']:.2f} "
+            f"| {s.compulsory_bytes:,.0f} | {s.dram_bytes / s.compulsory_bytes:.3f} | {accelerator.burst_bytes} B "
+            f"| {'-' if s.moved_bytes is None else f'{s.moved_bytes:,.0f}'} | {best['candidates']:.2f} "
             f"| {best['build']:.2f} | {best['solve']:.2f} | {sum(best.values()):.2f} |"
         )
     print(f"\nwhole suite: {time.perf_counter() - started:.1f} s")

@@ -198,6 +198,7 @@ def _compress_parser(commands: argparse._SubParsersAction) -> None:
     compress.add_argument(
         "--accelerator", required=True, metavar="ACCEL", help="accelerator YAML file, or a bundled name (npu-32k)"
     )
+    _burst_option(compress)
     _solver_options(compress)
     compress.add_argument(
         "--data",
@@ -282,6 +283,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
     )
     parser.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
+    _burst_option(parser)
+    _solver_options(parser)
+
+
+def _burst_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--burst",
         type=_burst,
@@ -289,7 +295,6 @@ def _common(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="the DRAM burst, in place of the accelerator's dram: {burst: ...}; 1 counts bytes (default: as declared)",
     )
-    _solver_options(parser)
 
 
 def _solver_options(parser: argparse.ArgumentParser) -> None:
@@ -532,6 +537,8 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
         raise InputError([f"compress needs the 'prune' extra (pip install -e '.[prune]'): {exc}"]) from None
 
     accelerator = load_accelerator(_accelerator_path(args.accelerator))
+    if args.burst is not None:
+        accelerator = replace(accelerator, burst_bytes=args.burst)
     check_folder("--out", args.out)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise InputError([f"--checkpoint: {str(args.checkpoint)!r} is not a file"])

@@ -66,7 +66,7 @@ def test_layer_price_matches_finite_difference_and_envelope(seed: int):
 
 def test_prices_on_a_bundled_instance_match_finite_differences():
     network = load_network("instances/networks/resnet50.yaml")
-    accelerator = load_accelerator("instances/accelerators/npu_32k.yaml")
+    accelerator = replace(load_accelerator("instances/accelerators/npu_32k.yaml"), burst_bytes=1)  # in bytes
     solution = solve(network, accelerator)
     problem = build_problem(network, accelerator, (Objective.DRAM,))
     priced = [r for r in solution.layers if r.shadow_price["unified"] > 0]
@@ -80,7 +80,7 @@ def test_prices_on_a_bundled_instance_match_finite_differences():
 
 def test_group_and_separate_buffer_prices_match_finite_differences():
     network = load_network("instances/networks/mobilenet_v2.yaml")
-    accelerator = load_accelerator("instances/accelerators/fpga.yaml")
+    accelerator = replace(load_accelerator("instances/accelerators/fpga.yaml"), burst_bytes=1)  # in bytes
     solution = solve(network, accelerator, fusion=4)
     problem = build_problem(network, accelerator, (Objective.DRAM,), fusion=4)
     checked = 0
