@@ -353,8 +353,10 @@ def print_summary(solution: Solution, console: Console) -> None:
     ties = "".join(f", ties broken by {o.value}" for o in solution.objectives[1:])
     for note in solution.notes:
         console.print(f"note: {note}")
+    # under bursts the program's space is the byte model's candidates and their coarsest variants
+    space = " over the candidates priced in bursts (docs/traffic_model.md, 5b)" if moved is not None else ""
     console.print(
-        f"{r.solver} {r.version}: {r.status.value}; objective ({solution.objectives[0].value}{ties}) "
+        f"{r.solver} {r.version}: {r.status.value}{space}; objective ({solution.objectives[0].value}{ties}) "
         f"{_value(r.objective)} {solution.objectives[0].unit}, bound {_value(r.bound)}, gap {gap}; "
         + ", ".join(f"{step} {seconds:.2f} s" for step, seconds in solution.seconds.items())
     )
