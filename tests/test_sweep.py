@@ -93,7 +93,7 @@ def test_a_sweep_in_bursts_reports_the_bytes_they_move(tmp_path):
     for burst in ("64", "1"):
         out = tmp_path / f"{burst}.csv"
         argv = ["sweep", "tiny_dscnn@npu-32k", "--min", "8 KiB", "--max", "64 KiB", "--points", "3"]
-        assert main([*argv, "--burst", burst, "--out", str(out)]) == EXIT_OK
+        assert main([*argv, "--burst", burst, "--out", str(out), "--plot", str(tmp_path / f"{burst}.png")]) == EXIT_OK
         solved = [row for row in rows(out) if row["status"] == "optimal"]
         assert solved
         for row in solved:
