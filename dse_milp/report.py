@@ -354,7 +354,9 @@ def print_summary(solution: Solution, console: Console) -> None:
     for note in solution.notes:
         console.print(f"note: {note}")
     # under bursts the program's space is the byte model's candidates and their coarsest variants
-    space = " over the candidates priced in bursts (docs/traffic_model.md, 5b)" if moved is not None else ""
+    # (a heuristic search, which counts its evaluations, proves nothing and searches bytes)
+    program_in_bursts = moved is not None and solution.evaluations is None
+    space = " over the candidates priced in bursts (docs/traffic_model.md, 5b)" if program_in_bursts else ""
     console.print(
         f"{r.solver} {r.version}: {r.status.value}{space}; objective ({solution.objectives[0].value}{ties}) "
         f"{_value(r.objective)} {solution.objectives[0].unit}, bound {_value(r.bound)}, gap {gap}; "

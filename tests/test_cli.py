@@ -171,6 +171,19 @@ def test_a_bad_burst_is_one_line(capsys, value: str, says: str):
         assert "--burst" in line and value in line and says in line
 
 
+def test_only_the_program_claims_optimality_over_the_burst_candidates(capsys):
+    """Under bursts the program's status says the space it is optimal over; a heuristic search's
+    (feasible, searching bytes) does not."""
+    claim = "over the candidates priced in bursts"
+    assert main(["solve", str(NETWORK), str(ACCELERATOR), "--quiet"]) == EXIT_OK
+    assert f"optimal {claim}" in capsys.readouterr().out
+    assert (
+        main(["solve", str(NETWORK), str(ACCELERATOR), "--quiet", "--method", "random", "--evaluations", "20"])
+        == EXIT_OK
+    )
+    assert claim not in capsys.readouterr().out
+
+
 def test_one_byte_bursts_report_no_bursts(tmp_path):
     bytes_only = solve(tmp_path, str(NETWORK), str(ACCELERATOR), "--burst", "1")
     assert bytes_only["burst_bytes"] == 1 and bytes_only["totals"]["moved_bytes"] is None
