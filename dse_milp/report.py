@@ -317,10 +317,10 @@ def group_table(solution: Solution) -> Table:
 
 
 def _layouts_line(solution: Solution) -> str:
-    """``NCHW``, or how many tensors the program put in each layout."""
-    counts = Counter(str(x) for x in solution.layouts.values())
+    """The layout asked for (``NCHW``), or how many tensors the program put in each layout."""
     if solution.layout != AUTO:
         return solution.layout
+    counts = Counter(str(x) for x in solution.layouts.values())
     return "layouts chosen by the program: " + ", ".join(f"{n} {x}" for x, n in sorted(counts.items()))
 
 
