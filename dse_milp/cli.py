@@ -369,9 +369,12 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
         problems += exc.problems
     if problems or network is None or accelerator is None:
         raise InputError(problems)
-    if args.burst is not None:
-        accelerator = replace(accelerator, burst_bytes=args.burst)
-    return network, accelerator
+    return network, _with_burst(accelerator, args.burst)
+
+
+def _with_burst(accelerator: Accelerator, burst: int | None) -> Accelerator:
+    """``accelerator`` with the DRAM burst ``--burst`` asked for, if any."""
+    return accelerator if burst is None else replace(accelerator, burst_bytes=burst)
 
 
 def _options(args: argparse.Namespace) -> SolverOptions:
@@ -536,9 +539,7 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
     except ImportError as exc:
         raise InputError([f"compress needs the 'prune' extra (pip install -e '.[prune]'): {exc}"]) from None
 
-    accelerator = load_accelerator(_accelerator_path(args.accelerator))
-    if args.burst is not None:
-        accelerator = replace(accelerator, burst_bytes=args.burst)
+    accelerator = _with_burst(load_accelerator(_accelerator_path(args.accelerator)), args.burst)
     check_folder("--out", args.out)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise InputError([f"--checkpoint: {str(args.checkpoint)!r} is not a file"])
