@@ -29,6 +29,7 @@ from dse_milp.candidates import (
     Candidates,
     bank_counts,
     fewest_tiles_of,
+    fits_buffers,
     generate,
     shape_of,
     split_front,
@@ -76,6 +77,7 @@ def _layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: tuple[O
                      choices: tuple[Layouts, ...]) -> Candidates:  # fmt: skip
     cands = generate(layer, accelerator, objectives)
     cands = with_coarsest(cands, accelerator, ranked_by_objectives(objectives, accelerator))
+    cands = with_group_spans(cands, accelerator)
     layer, k = cands.layer, len(cands)
     burst = accelerator.burst_bytes
     mappings = [cands.mapping(i) for i in range(k)]
@@ -85,7 +87,7 @@ def _layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: tuple[O
     writes = {x: np.array([output_bursts(layer, m, x, burst) for m in mappings], dtype=np.int64).reshape(k, 2)
               for x in outs}  # fmt: skip
     dims = np.array([layer.mg, layer.ng, layer.r, layer.c])
-    count = np.prod(-(-dims // cands.tiles), axis=1)
+    count = np.prod(-(-dims // cands.tiles), axis=1) * -(-layer.groups // cands.spans)
     ranking = tuple(objectives) if ranked_by_objectives(objectives, accelerator) else None
     operand_bytes = layer.macs * operand_bytes_per_mac(layer)
     parts = []
@@ -110,6 +112,7 @@ def _layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: tuple[O
         smallest_footprint=cands.smallest_footprint,
         layouts=tuple(p[2] for p in parts for _ in p[0]),
         useful=cands.traffic[keep],
+        groups=cands.spans[keep],
     )
 
 
@@ -143,6 +146,44 @@ def with_coarsest(cands: Candidates, accelerator: Accelerator, exposing: bool) -
         traffic=np.concatenate([cands.traffic, [astuple(traffic(layer, m)) for m in extra]]),
         footprint=np.concatenate([cands.footprint, [[h[op] for op in OPERANDS] for h in held]]),
         exposed=np.concatenate([cands.exposed, [exposed(layer, m) for m in extra]]),
+    )
+
+
+def group_blocks(groups: int) -> tuple[int, ...]:
+    """The blocks of more than one group a tile may span: for each number of blocks k, the
+    largest that makes k, ``ceil(groups / k)`` (at most ``2 sqrt(groups)`` sizes)."""
+    return tuple(sorted({-(-groups // k) for k in range(1, groups)} - {1}))
+
+
+def with_group_spans(cands: Candidates, accelerator: Accelerator) -> Candidates:
+    """``cands`` and, after them, each one whose tiles are whole groups run over blocks of
+    every size of ``group_blocks`` that fits (``Mapping.groups``).
+
+    In bits a block of groups moves what one group at a time moves, in a larger
+    footprint, so the byte model never keeps one. In bursts a block of whole channel
+    planes (NCHW) or of many channels per pixel (NHWC) makes longer runs: a depthwise
+    layer's planes of 125 bytes straddle 128-byte bursts one channel at a time.
+    """
+    layer = cands.layer
+    sizes = np.array(group_blocks(layer.groups), dtype=np.int64)
+    whole = np.flatnonzero((cands.tiles[:, 0] == layer.mg) & (cands.tiles[:, 1] == layer.ng) & (cands.spans == 1))
+    if not len(sizes) or not len(whole):
+        return cands
+    rows, spans = np.repeat(whole, len(sizes)), np.tile(sizes, len(whole))
+    held = cands.footprint[rows] * spans[:, None]
+    fits = fits_buffers(held, accelerator)
+    if accelerator.split is not None:
+        fits &= bank_counts(held, accelerator.split).sum(axis=1) <= accelerator.split.banks
+    rows, spans, held = rows[fits], spans[fits], held[fits]
+    return replace(
+        cands,
+        tiles=np.concatenate([cands.tiles, cands.tiles[rows]]),
+        orders=cands.orders + tuple(cands.orders[i] for i in rows),
+        levels=np.concatenate([cands.levels, cands.levels[rows]]),
+        traffic=np.concatenate([cands.traffic, cands.traffic[rows]]),
+        footprint=np.concatenate([cands.footprint, held]),
+        exposed=np.concatenate([cands.exposed, cands.exposed[rows] * spans]),
+        groups=np.concatenate([cands.spans, spans]),
     )
 
 

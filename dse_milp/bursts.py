@@ -5,7 +5,8 @@ pass, and makes ``refetch`` passes; here each block transfer costs the bursts it
 elements touch in the tensor's layout (``dse_milp.layouts``), so an operand moves
 ``passes x (bursts of every block of one pass)`` bursts (``dse_milp.passes``):
 
-- input: each block is the channels of its n block (within its group), and the
+- input: each block is the channels of its n block (within its group, or of a block
+  of whole groups when a tile spans several), and the
   input rows and columns its output rows and columns read (halo included, rows a
   stride skips left out), in the input's layout; every input tensor of an add;
 - output: each block once at output width, and its partial sums (visits - 1
@@ -22,7 +23,7 @@ from __future__ import annotations
 from dse_milp.fusion import GroupMapping, Segment, spans, weight_slice
 from dse_milp.layouts import Layout, Layouts, Span, input_spans
 from dse_milp.passes import tiled_pass_bursts
-from dse_milp.traffic import RELEVANT, Mapping, Traffic, block, refetch, tile_bounds, trip_counts
+from dse_milp.traffic import RELEVANT, Mapping, Traffic, block, refetch, spans_groups, tile_bounds, trip_counts
 from dse_milp.workload import Layer, Operand, Shape
 
 
@@ -54,7 +55,13 @@ def _ranges(layer: Layer, mapping: Mapping, operand: Operand, d: str) -> list[Sp
 
 
 def _channel_boxes(layer: Layer, mapping: Mapping, operand: Operand, d: str, per_group: int) -> tuple[Span, ...]:
-    """One box per (group, block of loop ``d``)."""
+    """One box per (group, block of loop ``d``); per block of whole groups when a tile spans
+    several (``Mapping.groups``)."""
+    if mapping.groups > 1:
+        if not spans_groups(layer, mapping):
+            raise ValueError(f"a tile spans {mapping.groups} groups of {layer.name!r} but not whole groups")
+        return tuple((g * per_group, min(g + mapping.groups, layer.groups) * per_group)
+                     for g in range(0, layer.groups, mapping.groups))  # fmt: skip
     blocks = _ranges(layer, mapping, operand, d)
     return tuple((g * per_group + a, g * per_group + b) for g in range(layer.groups) for a, b in blocks)
 
@@ -85,12 +92,17 @@ def output_bursts(layer: Layer, mapping: Mapping, layout: Layout, burst_bytes: i
 
 
 def weight_bursts(layer: Layer, mapping: Mapping, burst_bytes: int) -> int:
-    """Weight bursts: each block packed from a burst boundary, read once per pass."""
+    """Weight bursts: each block (of one group, or of a block of whole groups) packed from a
+    burst boundary, read once per pass."""
     if not layer.has_weights:
         return 0
     size = 8 * burst_bytes
     kernel = layer.kh * layer.kw * layer.precision.weight
     shape = block(layer, mapping, Operand.WEIGHT)
+    if mapping.groups > 1:  # whole groups: one block per block of groups
+        blocks = _tile_sizes(layer.groups, mapping.groups)
+        per_pass = sum(count * -(-(g * layer.mg * layer.ng * kernel) // size) for count, g in blocks)
+        return per_pass * _passes(layer, mapping, Operand.WEIGHT)
     per_group = sum(  # blocks come in at most four sizes: whole or edge along m and along n
         count_m * count_n * -(-(m * n * kernel) // size)
         for count_m, m in _tile_sizes(layer.mg, shape["m"])

@@ -124,6 +124,8 @@ class Candidates:
     candidate reads and writes; ``traffic`` is then the bits its whole bursts move."""
     useful: np.ndarray | None = None
     """With DRAM bursts: (k, 5) the bits the traffic model counts; else None (``traffic``)."""
+    groups: np.ndarray | None = None
+    """With DRAM bursts: (k,) the groups each tile spans (``Mapping.groups``); else None (one)."""
 
     def __len__(self) -> int:
         return len(self.orders)
@@ -137,8 +139,14 @@ class Candidates:
         """(k,) the bits the traffic model counts, bursts or not."""
         return (self.traffic if self.useful is None else self.useful).sum(axis=1)
 
+    @property
+    def spans(self) -> np.ndarray:
+        """(k,) the groups each candidate's tiles span."""
+        return np.ones(len(self), dtype=np.int64) if self.groups is None else self.groups
+
     def mapping(self, i: int) -> Mapping:
-        return Mapping(Tiling(*(int(t) for t in self.tiles[i])), self.orders[i], Levels(*map(int, self.levels[i])))
+        tiling = Tiling(*(int(t) for t in self.tiles[i]))
+        return Mapping(tiling, self.orders[i], Levels(*map(int, self.levels[i])), int(self.spans[i]))
 
 
 def fits_buffers(footprint: np.ndarray, accelerator: Accelerator) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, group_cost
-from dse_milp.traffic import INNERMOST, LOOPS, Mapping, Traffic, footprint, traffic
+from dse_milp.traffic import INNERMOST, LOOPS, Mapping, Traffic, footprint, spans_groups, traffic
 from dse_milp.workload import Network
 
 
@@ -107,6 +107,10 @@ def check_mappings(
             for operand, level in mapping.levels._asdict().items()
             if not 0 <= level <= len(LOOPS)
         ]
+        if not 1 <= mapping.groups <= layer.groups:
+            bad.append(f"tiles span {mapping.groups} groups, not 1..{layer.groups}")
+        elif mapping.groups > 1 and not spans_groups(layer, mapping):
+            bad.append(f"tiles span {mapping.groups} groups but t_m, t_n are not whole groups")
         if not accelerator.operand_levels and mapping.levels != INNERMOST:
             bad.append(f"levels {tuple(mapping.levels)} on an accelerator whose operands stay innermost")
         if bad:

@@ -100,6 +100,7 @@ def layer_record(
         "tiles": None if mapping is None else mapping.tiling.as_dict(),
         "order": None if mapping is None else mapping.order,
         "levels": None if mapping is None else mapping.levels._asdict(),
+        "groups_per_tile": None if mapping is None else mapping.groups,
         "footprint_bytes": _number(sum(result.buffer_bytes.values())),
         "buffer_bytes": {name: _number(v) for name, v in result.buffer_bytes.items()},
         "dram_bytes": _traffic_record(result.traffic),
@@ -234,7 +235,8 @@ def layer_table(solution: Solution) -> Table:
         + ("; per channel: DRAM bytes saved by removing one output channel" if solution.marginals else ""),
         caption_justify="left",
     )
-    for column in ("layer", "kind", "tiles m,n,r,c", "order [level]", "footprint", "input", "weight", "output", "psum"):
+    columns = ("layer", "kind", "tiles [g:]m,n,r,c", "order [level]", "footprint", "input", "weight", "output", "psum")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("layer", "kind", "order [level]") else "right")
     table.add_column("total", justify="right")
     table.add_column("share", justify="right")
@@ -251,8 +253,9 @@ def layer_table(solution: Solution) -> Table:
         if layer.mapping is None:
             tiles, order = "-", f"group {index[id(layer.group)]}"
         else:
-            tiling = layer.mapping.tiling
-            tiles, order = f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}", layer.mapping.nest()
+            tiling, spans = layer.mapping.tiling, layer.mapping.groups
+            tiles = f"{spans}g:" * (spans > 1) + f"{tiling.m},{tiling.n},{tiling.r},{tiling.c}"
+            order = layer.mapping.nest()
         marginal = [] if solution.marginals is None else [_marginal(solution.marginals[layer.layer.name])]
         moved = []
         if bursts:

@@ -1,7 +1,7 @@
 """A direct, tile-by-tile simulation of one layer's loop nest.
 
 It shares nothing with the closed forms in ``dse_milp.traffic`` beyond the
-definitions of the model: it walks every group and every tile iteration in the
+definitions of the model: it walks every group (or block of groups) and every tile iteration in the
 given order, keeps one resident block per operand (the tiles inside its level),
 collects the input rows each block needs as an explicit set, and counts every
 transfer. Tests compare it with the closed forms; it is far too slow for real
@@ -103,19 +103,20 @@ def simulate(
     last_store = 0
     bursts = Counter[str]()
     shapes = (Shape(layer.groups * layer.ng, layer.h, layer.w), Shape(layer.groups * layer.mg, layer.r, layer.c))
-    output_box: tuple[int, range, range, range] | None = None
+    output_box: tuple[range, range, range, range] | None = None
 
     def output_bursts(width: int) -> int:
         assert layouts is not None and output_box is not None
-        g, m, r, c = output_box
-        box = ((g * layer.mg + i, j, k) for i in m for j in r for k in c)
+        block, m, r, c = output_box
+        box = ((g * layer.mg + i, j, k) for g in block for i in m for j in r for k in c)
         return _bursts(layouts[1], shapes[1], width, burst_bytes, box)
 
     def leave_output() -> None:
+        assert output_box is not None
         size = sum(
             len(range(*tiles["m"][m])) * len(range(*tiles["r"][r])) * len(range(*tiles["c"][c]))
             for (_, m, r, c) in output_block
-        )
+        ) * len(output_box[0])
         nonlocal last_store
         final = all(done[key] == reduction_tiles for key in output_block)
         if final:
@@ -126,7 +127,8 @@ def simulate(
         if layouts is not None:
             bursts["output_write" if final else "psum_write"] += output_bursts(bits.output if final else bits.psum)
 
-    for g in range(layer.groups):
+    for g in range(0, layer.groups, mapping.groups):
+        group_block = range(g, min(g + mapping.groups, layer.groups))
         for index in itertools.product(*(range(len(tiles[d])) for d in mapping.order)):
             at = dict(zip(mapping.order, index, strict=True))
 
@@ -136,12 +138,13 @@ def simulate(
                 r, c = span(Operand.INPUT, at, "r"), span(Operand.INPUT, at, "c")
                 rows = _input_span(r.start, r.stop, layer.sh, layer.kh, layer.ph, layer.h)
                 cols = _input_span(c.start, c.stop, layer.sw, layer.kw, layer.pw, layer.w)
-                size = len(span(Operand.INPUT, at, "n")) * rows * cols * bits.input * layer.input_tensors
+                size = len(group_block) * len(span(Operand.INPUT, at, "n")) * rows * cols * bits.input
+                size *= layer.input_tensors
                 reads["input_read"] += size
                 if layouts is not None:
                     needed_rows = _inputs(r, layer.sh, layer.kh, layer.ph, layer.h)
                     needed_cols = _inputs(c, layer.sw, layer.kw, layer.pw, layer.w)
-                    box = ((g * layer.ng + n, h, w) for n in span(Operand.INPUT, at, "n")
+                    box = ((k * layer.ng + n, h, w) for k in group_block for n in span(Operand.INPUT, at, "n")
                            for h in needed_rows for w in needed_cols)  # fmt: skip
                     bursts["input_read"] += layer.input_tensors * _bursts(
                         layouts[0], shapes[0], bits.input, burst_bytes, box
@@ -151,7 +154,7 @@ def simulate(
             key = name(Operand.WEIGHT, g, at)
             if layer.has_weights and resident[Operand.WEIGHT] != key:
                 resident[Operand.WEIGHT] = key
-                size = len(span(Operand.WEIGHT, at, "m")) * len(span(Operand.WEIGHT, at, "n"))
+                size = len(group_block) * len(span(Operand.WEIGHT, at, "m")) * len(span(Operand.WEIGHT, at, "n"))
                 reads["weight_read"] += size * layer.kh * layer.kw * bits.weight
                 bursts["weight_read"] += -(-(size * layer.kh * layer.kw * bits.weight) // (8 * burst_bytes))
                 largest[Operand.WEIGHT] = max(largest[Operand.WEIGHT], size * layer.kh * layer.kw * bits.weight)
@@ -168,8 +171,8 @@ def simulate(
                     for j, (b, _) in enumerate(tiles["r"]) if b in r
                     for k, (e, _) in enumerate(tiles["c"]) if e in c
                 }  # fmt: skip
-                size = len(m) * len(r) * len(c)
-                output_box = (g, m, r, c)
+                size = len(group_block) * len(m) * len(r) * len(c)
+                output_box = (group_block, m, r, c)
                 if any(done[key] > 0 for key in output_block):
                     reads["psum_read"] += size * bits.psum
                     if layouts is not None:

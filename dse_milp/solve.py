@@ -20,7 +20,7 @@ from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fu
 from dse_milp.layouts import AUTO, NCHW, Layout, Layouts
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
-from dse_milp.traffic import Mapping, Traffic, exposed
+from dse_milp.traffic import Mapping, Traffic, exposed, tile_count
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
 from formulations import (
     MappingProblem,
@@ -30,6 +30,7 @@ from formulations import (
     chosen_layouts,
     chosen_sizes,
     fix_stage,
+    prefer_layouts,
 )
 
 
@@ -295,6 +296,19 @@ def solve(
         if stage.has_solution:
             chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
             stored = chosen_layouts(model)
+    else:  # every tie stage ran: then tensors whose layouts tie take the earliest
+        if len(choices) > 1 and (reason := stop_reason(options.deadline)) is not None:
+            notes.append(f"layout ties not broken ({reason})")
+        elif len(choices) > 1:
+            prefer_layouts(model, objectives[-1].value, float(model.total[objectives[-1].value]()))
+            try:
+                stage = backend.solve(model, options)
+            except DseError as exc:
+                notes.append(f"layout ties not broken ({exc})")
+            else:
+                if stage.has_solution:
+                    chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
+                    stored = chosen_layouts(model)
     seconds["solve"] = time.perf_counter() - start
 
     settled = replace(problem, accelerator=sized(accelerator, sizes))  # a free split, now chosen
@@ -348,7 +362,8 @@ def _results(
     ``deadline``, a layer run alone gets, of the mappings that move the same traffic in its
     buffers, the one with the fewest tiles (``fewest_tiles``), and a fused group, of those
     that cost no more, likewise (``coarsest_group``); with DRAM bursts, only if it moves no
-    more bursts than the candidate."""
+    more bursts than the candidate (and, for a layer, has no more tiles: a candidate's tiles
+    may span several groups, which ``fewest_tiles`` does not try)."""
     stopped: list[str] = []  # why the coarsening stopped, once it has
     skipped = 0
 
@@ -372,7 +387,11 @@ def _results(
         bound = int(cands.exposed[k]) if exposing else None
         coarsest = fewest_tiles(cands.layer, acc, int(cands.useful_bits[k]), bound) if coarsening() else None
         if coarsest is not None and (
-            not burst or _moved(cands.layer, coarsest, layouts[name], burst) <= cands.total_bits[k]
+            not burst
+            or (
+                _moved(cands.layer, coarsest, layouts[name], burst) <= cands.total_bits[k]
+                and tile_count(cands.layer, coarsest) <= tile_count(cands.layer, mappings[name])
+            )
         ):
             mappings[name] = coarsest
     group_mappings = {}

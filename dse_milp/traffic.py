@@ -21,6 +21,10 @@ level for each operand):
   reduction is complete it is read back, at partial-sum width.
 
 With every level at 4 this is one resident tile per operand.
+
+A tile may span several whole channel groups (``Mapping.groups``): the group loop
+then runs over blocks of groups, outermost. Groups share no data, so the traffic in
+bits is the same as one group at a time, and every block is ``groups`` times larger.
 """
 
 from __future__ import annotations
@@ -85,6 +89,10 @@ class Mapping:
     order: str
     """A permutation of ``mnrc``, outer to inner."""
     levels: Levels = INNERMOST
+    groups: int = 1
+    """Channel groups each tile spans, at most the layer's (``Layer.groups``). More than one
+    only when the m and n tiles are whole groups (``spans_groups``): the tile loops then run
+    over a block of whole groups at a time, outermost, and the last block may be smaller."""
 
     def nest(self) -> str:
         """The order with each operand not innermost marked at its level: ``mn[O]r[I]c`` holds the
@@ -157,6 +165,11 @@ def trip_counts(layer: Layer, tiling: Tiling) -> dict[str, int]:
     return {d: trip_count(extent, getattr(tiling, d)) for d, extent in layer.dims.items()}
 
 
+def tile_count(layer: Layer, mapping: Mapping) -> int:
+    """The compute tiles of the whole layer: every block of groups times the tiles of one."""
+    return trip_count(layer.groups, mapping.groups) * math.prod(trip_counts(layer, mapping.tiling).values())
+
+
 def refetch(order: str, trips: dict[str, int], relevant: str) -> int:
     """How many times over an operand is read (or an output tile visited).
 
@@ -213,13 +226,21 @@ def exposed(layer: Layer, mapping: Mapping) -> int:
     rows = needed_inputs(0, i["r"], layer.sh, layer.kh, layer.ph, layer.h)
     cols = needed_inputs(0, i["c"], layer.sw, layer.kw, layer.pw, layer.w)
     weights = w["m"] * w["n"] * layer.kh * layer.kw * bits.weight if layer.has_weights else 0
-    return i["n"] * rows * cols * bits.input * layer.input_tensors + weights + o["m"] * o["r"] * o["c"] * bits.output
+    inputs = i["n"] * rows * cols * bits.input * layer.input_tensors
+    return mapping.groups * (inputs + weights + o["m"] * o["r"] * o["c"] * bits.output)
+
+
+def spans_groups(layer: Layer, mapping: Mapping) -> bool:
+    """Whether ``mapping``'s tiles may span several groups of ``layer``: its m and n tiles
+    are whole groups, so a block of groups is one range of channels of every tensor."""
+    return mapping.tiling.m == layer.mg and mapping.tiling.n == layer.ng
 
 
 def footprint(
     layer: Layer, mapping: Mapping, double_buffering: bool, accumulate_in_buffer: bool = False
 ) -> dict[Operand, int]:
-    """Bits of buffer each operand's largest block occupies (doubled when double-buffered).
+    """Bits of buffer each operand's largest block occupies (doubled when double-buffered;
+    times the groups each tile spans).
 
     The output block is held at partial-sum width when the reduction is split
     over several input-channel tiles, or always when the accumulators live in
@@ -231,6 +252,7 @@ def footprint(
     _, cols_max = halo_stats(layer.c, i["c"], layer.kw, layer.sw, layer.pw, layer.w)
     wide = accumulate_in_buffer or trip_count(layer.ng, mapping.tiling.n) > 1
     copies = 2 if double_buffering else 1
+    copies *= mapping.groups
     weights = w["m"] * w["n"] * layer.kh * layer.kw * bits.weight if layer.has_weights else 0
     return {
         Operand.INPUT: copies * i["n"] * rows_max * cols_max * bits.input * layer.input_tensors,

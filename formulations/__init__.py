@@ -5,7 +5,7 @@ constraint family (partition, fusion, selection, capacity, layouts, objective); 
 files nor prints.
 """
 
-from formulations.layouts import chosen_layouts
+from formulations.layouts import chosen_layouts, prefer_layouts
 from formulations.model import build_model, chosen_candidates, chosen_groups
 from formulations.objective import fix_stage
 from formulations.partition import chosen_sizes
@@ -19,4 +19,5 @@ __all__ = [
     "chosen_layouts",
     "chosen_sizes",
     "fix_stage",
+    "prefer_layouts",
 ]

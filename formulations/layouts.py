@@ -63,3 +63,15 @@ def chosen_layouts(m: pyo.ConcreteModel) -> dict[str, str]:
     if not hasattr(m, "layout"):
         return {}
     return {tensor: x for (tensor, x), var in m.layout.items() if var.value is not None and var.value > 0.5}
+
+
+def prefer_layouts(m: pyo.ConcreteModel, measure: str, optimum: float) -> None:
+    """Hold ``measure`` (the last one) at its optimum, as ``fix_stage`` does, and minimise
+
+        sum_t sum_i i * layout[t, i]
+
+    over the layouts' positions i in ``problem.layouts``: a tensor whose layouts tie takes
+    the earliest (NCHW, then NHWC, then NCHW16c under ``--layout auto``)."""
+    m.stage_bound.add(m.total[measure] <= optimum + 1e-9 * max(abs(optimum), 1.0))
+    position = {x: i for i, x in enumerate(m.layout_names)}
+    m.total_cost.set_value(pyo.quicksum(position[x] * var for (_, x), var in m.layout.items()))

@@ -63,7 +63,8 @@ def _kept(solution: Solution, network: Network) -> tuple[dict[str, Mapping], dic
         if result.mapping is not None:
             layer, t = network.by_name[result.layer.name], result.mapping.tiling
             tiling = Tiling(min(t.m, layer.mg), min(t.n, layer.ng), t.r, t.c)
-            mappings[layer.name] = replace(result.mapping, tiling=tiling)
+            groups = min(result.mapping.groups, layer.groups)  # tiles of whole groups stay whole
+            mappings[layer.name] = replace(result.mapping, tiling=tiling, groups=groups)
     return mappings, {_unit(g): g.mapping for g in solution.groups}
 
 

@@ -84,6 +84,15 @@ def tilings(draw: st.DrawFn, layer: Layer) -> Tiling:
     return Tiling(*(draw(st.integers(1, extent)) for extent in layer.dims.values()))
 
 
+@st.composite
+def group_spans(draw: st.DrawFn, layer: Layer, tiling: Tiling) -> tuple[Tiling, int]:
+    """``tiling`` with one group per tile, or (for a layer of several groups, half the time)
+    whole-group m and n tiles spanning a random number of groups."""
+    if layer.groups == 1 or not draw(st.booleans()):
+        return tiling, 1
+    return Tiling(layer.mg, layer.ng, tiling.r, tiling.c), draw(st.integers(1, layer.groups))
+
+
 def every_tiling(layer: Layer) -> list[Tiling]:
     d = layer.dims
     return [

@@ -17,7 +17,7 @@ from dse_milp.simulate import simulate, simulate_group_bursts
 from dse_milp.solve import segments
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, traffic
 from dse_milp.workload import Layer, LayerKind, Precision, Shape
-from tests.layers import small_layers, tilings
+from tests.layers import group_spans, small_layers, tilings
 from tests.test_fusion import random_networks
 
 LAYOUTS = st.sampled_from([NCHW, NHWC, Layout("NCHW", 1), Layout("NCHW", 2), Layout("NCHW", 3)])
@@ -27,13 +27,12 @@ LAYOUTS = st.sampled_from([NCHW, NHWC, Layout("NCHW", 1), Layout("NCHW", 2), Lay
 @given(data=st.data(), layer=small_layers(), burst=st.sampled_from([1, 2, 3, 4, 16]))
 def test_bursts_equal_a_walk_of_every_element(data: st.DataObject, layer: Layer, burst: int):
     """Every transfer's distinct bursts, found from its elements' addresses one by one, for
-    random tilings, orders, levels, layouts and bursts (odd bursts and 4-bit elements
-    included, so elements straddle bursts and runs share them)."""
-    mapping = Mapping(
-        data.draw(tilings(layer)),
-        data.draw(st.sampled_from(ORDERS)),
-        Levels(*(data.draw(st.integers(0, 4)) for _ in range(3))),
-    )
+    random tilings (tiles of one group or of several whole groups), orders, levels, layouts
+    and bursts (odd bursts and 4-bit elements included, so elements straddle bursts and runs
+    share them)."""
+    tiling, groups = data.draw(group_spans(layer, data.draw(tilings(layer))))
+    levels = Levels(*(data.draw(st.integers(0, 4)) for _ in range(3)))
+    mapping = Mapping(tiling, data.draw(st.sampled_from(ORDERS)), levels, groups)
     layouts = Layouts(data.draw(LAYOUTS), data.draw(LAYOUTS))
     walk = simulate(layer, mapping, layouts=(layouts.input, layouts.output), burst_bytes=burst)
     assert layer_bursts(layer, mapping, layouts, burst) == walk.bursts
@@ -153,3 +152,21 @@ def test_a_pass_equals_the_bursts_of_its_elements(
                 box = [(c, h, w) for c in range(c0, c1) for h in heights for w in widths]
                 walk += element_bursts(layout, shape, bits, burst, box)
     assert pass_bursts(layout, shape, bits, burst, channels, rows, cols) == walk
+
+
+@pytest.mark.parametrize("burst", [3, 4, 16])
+def test_tiles_of_several_groups_with_an_edge_block_equal_a_walk(burst: int):
+    """A depthwise layer of 5 channels in blocks of 2 and 3 groups (the last block smaller),
+    every layout, against the walk; and in NCHW each block of whole planes is one run."""
+    layer = Layer("dw", LayerKind.CONV2D, ("input",), m=5, n=5, r=3, c=3, h=5, w=5, kh=3, kw=3,
+                  groups=5, precision=Precision(8, 8, 8, 32))  # fmt: skip
+    for groups in (2, 3, 5):
+        for order in ("mnrc", "rcmn"):
+            mapping = Mapping(Tiling(1, 1, 3, 3), order, Levels(), groups)
+            for x in (NCHW, NHWC, Layout("NCHW", 2)):
+                walk = simulate(layer, mapping, layouts=(x, x), burst_bytes=burst)
+                assert layer_bursts(layer, mapping, Layouts(x, x), burst) == walk.bursts, (groups, order, x)
+        # in NCHW a block of whole 25-byte planes is one run: bytes [25 g, 25 (g + b)) of the input
+        moved = layer_bursts(layer, Mapping(Tiling(1, 1, 3, 3), "mnrc", Levels(), groups), Layouts(NCHW, NCHW), burst)
+        runs = [(25 * g, 25 * min(g + groups, 5)) for g in range(0, 5, groups)]
+        assert moved.input_read == sum((end - 1) // burst - start // burst + 1 for start, end in runs)

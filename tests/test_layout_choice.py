@@ -10,11 +10,13 @@ import pytest
 from dse_milp.accelerator import Accelerator
 from dse_milp.burst_candidates import AUTO_LAYOUTS
 from dse_milp.bursts import group_bursts, layer_bursts
+from dse_milp.check import check_mappings
 from dse_milp.cost import Objective
-from dse_milp.layouts import NCHW, Layout
+from dse_milp.layouts import NCHW, Layout, Layouts
+from dse_milp.loader import parse_network
 from dse_milp.solve import build_problem, solve
 from dse_milp.solvers import SolverOptions, get_backend
-from dse_milp.traffic import Traffic, traffic
+from dse_milp.traffic import Mapping, Tiling, Traffic, traffic
 from dse_milp.workload import Network
 from formulations import build_model
 from tests.layers import small_accelerator
@@ -23,8 +25,8 @@ from tests.test_fusion import random_networks
 BURST = 8
 
 
-def bursty(capacity: int, **kwargs: bool) -> Accelerator:
-    return replace(small_accelerator(capacity, **kwargs), burst_bytes=BURST)
+def bursty(capacity: int, burst: int = BURST, **kwargs: bool) -> Accelerator:
+    return replace(small_accelerator(capacity, **kwargs), burst_bytes=burst)
 
 
 def program_optimum(network: Network, acc: Accelerator, fusion: int, layouts: tuple[Layout, ...]) -> float:
@@ -64,10 +66,11 @@ def test_layouts_chosen_equal_brute_force_over_every_assignment():
     """Layers alone: for every assignment of a layout to every tensor, each layer takes its
     cheapest candidate in the layouts of what it reads and writes; the program's optimum is
     the least total over every assignment. Some instances must be ones where the layers'
-    own favourite layouts disagree, or the test would not test the linking."""
+    own favourite layouts disagree, or the test would not test the linking: 16-byte bursts in
+    a 128-byte buffer (with tiles of several groups, most layers' favourites agree)."""
     compared = disagreeing = 0
     for network in random_networks(30, seed=9):
-        acc = bursty(512)
+        acc = bursty(128, burst=16)
         problem = build_problem(network, acc, (Objective.DRAM,), layouts=AUTO_LAYOUTS)
         tensors = list(dict.fromkeys(t for layer in network.layers for t in (*layer.inputs, layer.name)))
         if len(tensors) > 6:
@@ -115,3 +118,47 @@ def test_one_byte_bursts_leave_everything_as_before():
     assert solution.layouts == {} and solution.moved_bytes is None
     assert all(r.layouts is None and r.bursts is None for r in solution.layers)
     assert solve(network, acc, prices=False, layout=NCHW).dram_bytes == solution.dram_bytes
+
+
+def test_a_depthwise_layer_takes_tiles_of_many_channels_and_moves_only_whole_tensors():
+    """A depthwise layer of 64 planes of 25x5 bytes, in a buffer that holds it whole, with
+    128-byte bursts. One channel at a time, every 125-byte plane straddles a burst boundary;
+    the program takes tiles of many channels and moves each tensor in ceil(bytes / 128)
+    bursts, the weights (576 bytes) in 5, in NCHW, the first layout of those that tie. The
+    checker accepts its mapping, and refuses tiles of too many or no groups, or too large
+    for the buffer."""
+    network = parse_network({
+        "name": "dw", "input": {"channels": 64, "height": 25, "width": 5},
+        "layers": [{"name": "dw", "kind": "conv2d", "in_channels": 64, "out_channels": 64, "kernel": 3,
+                    "padding": 1, "groups": 64}],
+    })  # fmt: skip
+    solution = solve(network, bursty(32 * 1024, burst=128), prices=False)
+    (result,) = solution.layers
+    assert result.mapping is not None and result.mapping.groups > 1
+    assert result.bursts is not None
+    assert (result.bursts.input_read, result.bursts.weight_read, result.bursts.output_write) == (63, 5, 63)
+    # whole tensors move in as many bursts in every layout: the tie goes to the earliest, NCHW
+    assert solution.layouts == {"input": NCHW, "dw": NCHW}
+    acc = bursty(32 * 1024, burst=128)
+    assert check_mappings(network, acc, {"dw": result.mapping}).feasible
+    for bad in (replace(result.mapping, groups=65), replace(result.mapping, groups=0)):
+        (violation,) = check_mappings(network, acc, {"dw": bad}).violations
+        assert "groups" in violation
+    too_big = Mapping(Tiling(1, 1, 25, 5), "mnrc", groups=64)  # 64 x (8000 + 8000 + 576) / 64 bytes
+    assert check_mappings(network, bursty(16 * 1024, burst=128), {"dw": too_big}).violations
+
+
+def test_tiles_spanning_groups_must_span_them_whole():
+    """A grouped conv (2 groups of 2 channels): tiles over both groups must take both channels
+    of each along m and n; the bursts refuse the others too."""
+    network = parse_network({
+        "name": "g", "input": {"channels": 4, "height": 4, "width": 4},
+        "layers": [{"name": "g", "kind": "conv2d", "in_channels": 4, "out_channels": 4, "kernel": 1, "groups": 2}],
+    })  # fmt: skip
+    acc, layer = bursty(4096), network.layers[0]
+    whole, half = Mapping(Tiling(2, 2, 4, 4), "mnrc", groups=2), Mapping(Tiling(1, 2, 4, 4), "mnrc", groups=2)
+    assert check_mappings(network, acc, {"g": whole}).feasible
+    (violation,) = check_mappings(network, acc, {"g": half}).violations
+    assert "not whole groups" in violation
+    with pytest.raises(ValueError, match="not whole groups"):
+        layer_bursts(layer, half, Layouts(NCHW, NCHW), BURST)

@@ -71,7 +71,8 @@ def test_backends_agree_on_bundled_instances(network: str, accelerator: str, bur
 
 def test_latency_ties_are_broken_by_least_traffic():
     """Under the latency objective a compute-bound layer has many optimal mappings; the
-    one reported is the least traffic among them, the same with every solver."""
+    one reported is the least traffic among them (in the NPU's 128-byte bursts), the same
+    with every solver, and so are the tensors' layouts, which tie here (the earliest wins)."""
     net = load_network(ROOT / "instances" / "networks" / "tiny_resnet8.yaml")
     acc = load_accelerator(ROOT / "instances" / "accelerators" / "npu_128k.yaml")
     by_latency = {solver: solve(net, acc, Objective.LATENCY, solver) for solver in INSTALLED}
@@ -79,6 +80,7 @@ def test_latency_ties_are_broken_by_least_traffic():
     for solution in by_latency.values():
         mappings = [r.mapping for r in solution.layers]
         assert mappings == [r.mapping for r in by_latency["highs"].layers]
+        assert solution.layouts == by_latency["highs"].layouts
         assert solution.latency_cycles == pytest.approx(by_latency["highs"].latency_cycles)
     # least traffic is also least latency here, so the tie-break lands on the traffic optimum
     assert by_latency["highs"].dram_bytes == by_traffic.dram_bytes

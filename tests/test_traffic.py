@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from dse_milp.simulate import simulate
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, exposed, footprint, needed_inputs, traffic
 from dse_milp.workload import Layer, LayerKind, Operand, Precision
-from tests.layers import small_layers, tilings
+from tests.layers import group_spans, small_layers, tilings
 
 
 @settings(max_examples=400, deadline=None)
@@ -16,12 +16,13 @@ from tests.layers import small_layers, tilings
 def test_closed_form_matches_simulation_for_every_order(
     data: st.DataObject, layer: Layer, double_buffering: bool, in_buffer: bool
 ):
-    """Every order with every operand innermost, and with levels drawn at random."""
-    tiling = data.draw(tilings(layer))
+    """Every order with every operand innermost, and with levels drawn at random; tiles of
+    one group, or of several whole groups."""
+    tiling, groups = data.draw(group_spans(layer, data.draw(tilings(layer))))
     level = st.integers(0, 4)
     for order in ORDERS:
         for levels in (Levels(), Levels(data.draw(level), data.draw(level), data.draw(level))):
-            mapping = Mapping(tiling, order, levels)
+            mapping = Mapping(tiling, order, levels, groups)
             walk = simulate(layer, mapping, double_buffering, in_buffer)
             assert traffic(layer, mapping) == walk.traffic, mapping
             assert footprint(layer, mapping, double_buffering, in_buffer) == walk.footprint, mapping
