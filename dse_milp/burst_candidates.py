@@ -172,8 +172,6 @@ def with_group_spans(cands: Candidates, accelerator: Accelerator) -> Candidates:
     rows, spans = np.repeat(whole, len(sizes)), np.tile(sizes, len(whole))
     held = cands.footprint[rows] * spans[:, None]
     fits = fits_buffers(held, accelerator)
-    if accelerator.split is not None:
-        fits &= bank_counts(held, accelerator.split).sum(axis=1) <= accelerator.split.banks
     rows, spans, held = rows[fits], spans[fits], held[fits]
     return replace(
         cands,

@@ -98,11 +98,11 @@ def weight_bursts(layer: Layer, mapping: Mapping, burst_bytes: int) -> int:
         return 0
     size = 8 * burst_bytes
     kernel = layer.kh * layer.kw * layer.precision.weight
-    shape = block(layer, mapping, Operand.WEIGHT)
     if mapping.groups > 1:  # whole groups: one block per block of groups
         blocks = _tile_sizes(layer.groups, mapping.groups)
         per_pass = sum(count * -(-(g * layer.mg * layer.ng * kernel) // size) for count, g in blocks)
         return per_pass * _passes(layer, mapping, Operand.WEIGHT)
+    shape = block(layer, mapping, Operand.WEIGHT)
     per_group = sum(  # blocks come in at most four sizes: whole or edge along m and along n
         count_m * count_n * -(-(m * n * kernel) // size)
         for count_m, m in _tile_sizes(layer.mg, shape["m"])

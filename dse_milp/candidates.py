@@ -150,10 +150,13 @@ class Candidates:
 
 
 def fits_buffers(footprint: np.ndarray, accelerator: Accelerator) -> np.ndarray:
-    """Which rows of a (k, 3) per-operand ``footprint`` (bits) fit every buffer."""
+    """Which rows of a (k, 3) per-operand ``footprint`` (bits) fit every buffer (and, under a
+    free split, the banks)."""
     fits = np.ones(len(footprint), dtype=bool)
     for buffer in accelerator.buffers:
         fits &= footprint[:, [OPERANDS.index(op) for op in buffer.operands]].sum(axis=1) <= 8 * buffer.capacity_bytes
+    if accelerator.split is not None:
+        fits &= bank_counts(footprint, accelerator.split).sum(axis=1) <= accelerator.split.banks
     return fits
 
 

@@ -399,10 +399,7 @@ class _GroupGrid:
     tiles: np.ndarray
 
     def fits(self, accelerator: Accelerator) -> np.ndarray:
-        fits = fits_buffers(self.footprint, accelerator)
-        if accelerator.split is not None:
-            fits &= bank_counts(self.footprint, accelerator.split).sum(axis=1) <= accelerator.split.banks
-        return fits
+        return fits_buffers(self.footprint, accelerator)
 
     def work(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(traffic bits, MACs, operand bytes, exposed bits) of the points ``index``."""

@@ -1,8 +1,8 @@
 """A direct, tile-by-tile simulation of one layer's loop nest.
 
 It shares nothing with the closed forms in ``dse_milp.traffic`` beyond the
-definitions of the model: it walks every group (or block of groups) and every tile iteration in the
-given order, keeps one resident block per operand (the tiles inside its level),
+definitions of the model: it walks every group (or block of groups) and every
+tile iteration in the given order, keeps one resident block per operand (the tiles inside its level),
 collects the input rows each block needs as an explicit set, and counts every
 transfer. Tests compare it with the closed forms; it is far too slow for real
 layers.

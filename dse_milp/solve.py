@@ -283,32 +283,29 @@ def solve(
         raise DseError(f"{solver} failed ({result.status})")
     chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
     stored = chosen_layouts(model)
-    for measure, tie_break in itertools.pairwise(objectives):
+    # each stage holds a measure at its optimum and minimises the next; last, with layouts to
+    # choose, tensors whose layouts tie take the earliest (``prefer_layouts``: next is None)
+    stages: list[tuple[Objective, Objective | None]] = list(itertools.pairwise(objectives))
+    if len(choices) > 1:
+        stages.append((objectives[-1], None))
+    for held, after in stages:
+        ties = "layout ties" if after is None else f"{after.value} ties"
         if (reason := stop_reason(options.deadline)) is not None:
-            notes.append(f"{tie_break.value} ties not broken ({reason})")
+            notes.append(f"{ties} not broken ({reason})")
             break
-        fix_stage(model, measure.value, float(model.total[measure.value]()), tie_break.value)
+        optimum = float(model.total[held.value]())
+        if after is None:
+            prefer_layouts(model, held.value, optimum)
+        else:
+            fix_stage(model, held.value, optimum, after.value)
         try:
             stage = backend.solve(model, options)
         except DseError as exc:  # ortools-sat cannot hold a non-integral row: keep the first stage's answer
-            notes.append(f"{tie_break.value} ties not broken ({exc})")
+            notes.append(f"{ties} not broken ({exc})")
             break
         if stage.has_solution:
             chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
             stored = chosen_layouts(model)
-    else:  # every tie stage ran: then tensors whose layouts tie take the earliest
-        if len(choices) > 1 and (reason := stop_reason(options.deadline)) is not None:
-            notes.append(f"layout ties not broken ({reason})")
-        elif len(choices) > 1:
-            prefer_layouts(model, objectives[-1].value, float(model.total[objectives[-1].value]()))
-            try:
-                stage = backend.solve(model, options)
-            except DseError as exc:
-                notes.append(f"layout ties not broken ({exc})")
-            else:
-                if stage.has_solution:
-                    chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
-                    stored = chosen_layouts(model)
     seconds["solve"] = time.perf_counter() - start
 
     settled = replace(problem, accelerator=sized(accelerator, sizes))  # a free split, now chosen

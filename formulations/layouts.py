@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyomo.environ as pyo
 
+from formulations.objective import hold
 from formulations.problem import MappingProblem
 
 
@@ -72,6 +73,6 @@ def prefer_layouts(m: pyo.ConcreteModel, measure: str, optimum: float) -> None:
 
     over the layouts' positions i in ``problem.layouts``: a tensor whose layouts tie takes
     the earliest (NCHW, then NHWC, then NCHW16c under ``--layout auto``)."""
-    m.stage_bound.add(m.total[measure] <= optimum + 1e-9 * max(abs(optimum), 1.0))
+    hold(m, measure, optimum)
     position = {x: i for i, x in enumerate(m.layout_names)}
     m.total_cost.set_value(pyo.quicksum(position[x] * var for (_, x), var in m.layout.items()))

@@ -42,7 +42,12 @@ def add_objective(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
     m.stage_bound = pyo.ConstraintList(doc="earlier measures held at their optimum")
 
 
-def fix_stage(m: pyo.ConcreteModel, measure: str, optimum: float, next_measure: str) -> None:
-    """Hold ``measure`` at its optimum (within 1e-9 relative) and minimise ``next_measure``."""
+def hold(m: pyo.ConcreteModel, measure: str, optimum: float) -> None:
+    """Hold ``measure`` at its optimum (within 1e-9 relative) while a later stage breaks its ties."""
     m.stage_bound.add(m.total[measure] <= optimum + 1e-9 * max(abs(optimum), 1.0))
+
+
+def fix_stage(m: pyo.ConcreteModel, measure: str, optimum: float, next_measure: str) -> None:
+    """Hold ``measure`` at its optimum (``hold``) and minimise ``next_measure``."""
+    hold(m, measure, optimum)
     m.total_cost.set_value(m.total[next_measure])
