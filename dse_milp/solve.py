@@ -19,6 +19,7 @@ from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutio
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group, group_objective
 from dse_milp.layouts import AUTO, NCHW, Layout, Layouts
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
+from dse_milp.solvers.fixing import fix_by_reduced_cost
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic, exposed, tile_count
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
@@ -294,6 +295,7 @@ def solve(
             notes.append(f"{ties} not broken ({reason})")
             break
         optimum = float(model.total[held.value]())
+        fix_by_reduced_cost(model, optimum, options.deadline)  # the objective is still ``held``
         if after is None:
             prefer_layouts(model, held.value, optimum)
         else:

@@ -86,11 +86,18 @@ def test_latency_ties_are_broken_by_least_traffic():
     assert by_latency["highs"].dram_bytes == by_traffic.dram_bytes
 
 
-def test_same_input_same_answer():
-    net = load_network(ROOT / "instances" / "networks" / "mobilenet_v2.yaml")
-    acc = load_accelerator(ROOT / "instances" / "accelerators" / "npu_128k.yaml")
+@pytest.mark.parametrize(
+    ("network", "accelerator", "burst"), [("mobilenet_v2", "npu_128k", 1), ("tiny_mobilenet_v1_025", "npu_32k", None)]
+)
+def test_same_input_same_answer(network: str, accelerator: str, burst: int | None):
+    """Twice the same answer, ties included: in bytes on a network with many ties, and in
+    bursts with the layouts chosen by the program."""
+    net = load_network(ROOT / "instances" / "networks" / f"{network}.yaml")
+    acc = load_accelerator(ROOT / "instances" / "accelerators" / f"{accelerator}.yaml")
+    acc = acc if burst is None else replace(acc, burst_bytes=burst)
     first, second = solve(net, acc), solve(net, acc)
     assert [r.mapping for r in first.layers] == [r.mapping for r in second.layers]
+    assert first.layouts == second.layouts
 
 
 def test_a_buffer_too_small_names_each_layer_and_its_smallest_footprint():

@@ -20,7 +20,7 @@ import pyomo.environ as pyo
 
 from dse_milp.errors import DseError
 from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
-from dse_milp.solvers.linear import linear_form
+from dse_milp.solvers.linear import LinearForm, linear_form
 from dse_milp.stopping import run_cancellable
 
 
@@ -50,14 +50,7 @@ class HighsBackend:
             h.setOptionValue(option, value)
         h.HandleUserInterrupt = True  # cancelSolve() stops it (Ctrl-C, see _run)
 
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = len(form.variables), form.rows
-        lp.col_cost_, lp.offset_ = form.cost, form.offset
-        lp.col_lower_, lp.col_upper_ = form.col_lower, form.col_upper
-        lp.row_lower_, lp.row_upper_ = form.row_lower, form.row_upper
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = form.row_start, form.column, form.value
-        h.passModel(lp)
+        h.passModel(_lp(form))
         _run(h)
         relaxed = np.asarray(h.getSolution().col_value)
         integral = h.getModelStatus() == highspy.HighsModelStatus.kOptimal and np.all(
@@ -92,6 +85,20 @@ class HighsBackend:
             objective = info.objective_function_value
             bound = info.mip_dual_bound if form.integer.any() and not integral else objective
         return SolveResult(status, objective, bound, time.perf_counter() - start, self.name, self.version())
+
+
+def _lp(form: LinearForm) -> object:
+    """``form`` as a HiGHS LP (its integrality set apart)."""
+    import highspy
+
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = len(form.variables), form.rows
+    lp.col_cost_, lp.offset_ = form.cost, form.offset
+    lp.col_lower_, lp.col_upper_ = form.col_lower, form.col_upper
+    lp.row_lower_, lp.row_upper_ = form.row_lower, form.row_upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = form.row_start, form.column, form.value
+    return lp
 
 
 def _run(h: object) -> None:
@@ -161,3 +168,25 @@ def convex_choice_lp(cost: np.ndarray, usage: np.ndarray, capacity: np.ndarray) 
     if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         raise DseError(f"the LP step failed ({h.modelStatusToString(h.getModelStatus())})")
     return h.getInfo().objective_function_value, np.asarray(h.getSolution().row_dual)[1:]
+
+
+def relaxation(form: LinearForm, seconds: float | None = None) -> tuple[float, np.ndarray, np.ndarray] | None:
+    """The LP relaxation of ``form`` (integrality dropped), solved by dual simplex: its optimum,
+    its optimal point and the columns' reduced costs; None if it is not solved to optimality
+    (an interrupt, ``seconds`` run out, a numerical failure)."""
+    import highspy
+
+    h = highspy.Highs()
+    for option, value in {
+        "output_flag": False,
+        "threads": 1,
+        "time_limit": float(seconds) if seconds is not None else float("inf"),
+    }.items():
+        h.setOptionValue(option, value)
+    h.HandleUserInterrupt = True
+    h.passModel(_lp(form))
+    _run(h)
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    solution = h.getSolution()
+    return h.getInfo().objective_function_value, np.asarray(solution.col_value), np.asarray(solution.col_dual)
