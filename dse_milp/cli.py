@@ -92,6 +92,19 @@ def _objectives(text: str) -> tuple[Objective, ...]:
     return tuple(Objective(name) for name in names)
 
 
+ALL_LAYERS = 1 << 30
+"""``--fusion all``: a group length no network reaches (``_load`` reads it as the network's length)."""
+
+
+def _fusion(text: str) -> int:
+    if text.strip().lower() in ("all", "0"):
+        return ALL_LAYERS
+    try:
+        return int(_number(int, "[1, 4096]")(text))
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"must be all, 0 or an integer in [1, 4096], got {show(text)}") from None
+
+
 def _burst(text: str) -> int:
     try:
         return burst_bytes(int(text) if text.strip().isdigit() else text)
@@ -308,10 +321,11 @@ def _solver_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--fusion",
-        type=_number(int, "[1, 4096]"),
+        type=_fusion,
         default=0,
         metavar="N",
-        help="let up to N consecutive layers run as one fused group (default: no fusion)",
+        help="let up to N consecutive layers run as one fused group; all (or 0): groups of any length "
+        "(default: no fusion)",
     )
     parser.add_argument("--solver", choices=list(BACKENDS), default=DEFAULT)
     parser.add_argument(
@@ -369,6 +383,8 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
         problems += exc.problems
     if problems or network is None or accelerator is None:
         raise InputError(problems)
+    if getattr(args, "fusion", 0) == ALL_LAYERS:
+        args.fusion = len(network.layers)
     return network, _with_burst(accelerator, args.burst)
 
 

@@ -63,7 +63,7 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
     # every mapping that fits the other buffers (an output buffer of a few bytes).
     if isinstance(unit, Segment):
         key = (unit.layers[0].name, unit.last.name)
-        cands = generate_group(unit, lifted, (objective,))
+        cands = generate_group(unit, lifted, (objective,), hull=True)
         if layouts is not None:
             cands = group_in_bursts(cands, lifted, (objective,), (layouts,))
         view = replace(problem, groups={key: cands}, objectives=(objective,))

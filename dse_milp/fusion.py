@@ -19,8 +19,7 @@ layer's output is written to DRAM.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -28,8 +27,9 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, split_front, traffic_front
-from dse_milp.cost import Objective, cost_of, objective_rank, operand_bytes_per_mac
+from dse_milp.cost import Objective, cost_of, objective_rank, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.layouts import Layouts
+from dse_milp.residency import Residency
 from dse_milp.traffic import Traffic, tile_bounds
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Operand, Shape
 
@@ -238,12 +238,6 @@ def group_objective(objective: Objective, accelerator: Accelerator, segment: Seg
     return cost_of(objective, accelerator, moved, sum(macs.values()), operand, hidden).item()
 
 
-def residency_choices(segment: Segment) -> list[frozenset[str]]:
-    """Every subset of the group's layers with weights, smallest first."""
-    named = [layer.name for layer in segment.layers if layer.has_weights]
-    return [frozenset(c) for size in range(len(named) + 1) for c in itertools.combinations(named, size)]
-
-
 # --------------------------------------------------------------------------- candidates
 
 
@@ -329,19 +323,20 @@ def _work(segment: Segment, extra_macs: np.ndarray) -> tuple[np.ndarray, np.ndar
     return macs.sum(axis=1), macs @ per_mac
 
 
-def generate_group(
-    segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,)
-) -> GroupCandidates:
+def generate_group(segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
+                   hull: bool = False) -> GroupCandidates:  # fmt: skip
     """Every mapping of a fused group that fits the buffers and is not dominated in
     (costs under ``objectives``, then traffic; footprint), or, when the split is free, in
     (costs then traffic; banks of each buffer); the fewest extra MACs win ties.
 
     A lexicographic objective only needs, for each footprint, the mapping that ranks first
     (``dse_milp.cost.objective_rank``). Tile sizes along each axis are all integers from 1 to
-    the last output's extent, less those dominated along that axis; every subset of
-    resident weights is tried.
+    the last output's extent, less those dominated along that axis; each is tried with the
+    resident weights that can be best for it (``_group_grid``, ``dse_milp.residency``), not
+    with every subset. ``hull`` adds the resident sets a convex combination can need (the
+    LP step of ``dse_milp.duals``).
     """
-    grid = _group_grid(segment, accelerator)
+    grid = _group_grid(segment, accelerator, objectives, hull)
     index = np.flatnonzero(grid.fits(accelerator))
     size, extra_total = grid.footprint[index].sum(axis=1), grid.extra[index].sum(axis=1)
     score = objective_rank(objectives, accelerator, *grid.work(index))
@@ -358,13 +353,13 @@ def coarsest_group(
 ) -> GroupMapping:
     """Of the mappings of a fused group that fit the buffers, move the same traffic as ``chosen``
     and cost no more under every objective, the one with the fewest tiles, then the smallest
-    footprint, then the smallest tile (rows, then columns), then the fewest resident layers.
+    footprint, then the smallest tile (rows, then columns), then the fewest resident bits.
 
     The candidates keep the smallest footprint of each cost, which for a group whose traffic
     does not depend on its tile (every weight resident) means 1x1 tiles; once a solution has
     fixed the costs and the buffers, this picks the coarsest mapping that costs the same.
     """
-    grid = _group_grid(segment, accelerator)
+    grid = _group_grid(segment, accelerator, objectives)
     index = np.flatnonzero(grid.fits(accelerator))
     mine = group_cost(segment, chosen, accelerator.double_buffering)
     ok = grid.traffic[index].sum(axis=1) == mine.traffic.total
@@ -376,22 +371,24 @@ def coarsest_group(
     if not len(index):
         return chosen
     size = grid.footprint[index].sum(axis=1)
-    best = index[np.lexsort((grid.choice[index], grid.col[index], grid.row[index], size, grid.tiles[index]))[0]]
+    best = index[np.lexsort((grid.step[index], grid.col[index], grid.row[index], size, grid.tiles[index]))[0]]
     return grid.candidates(np.array([best])).mappings[0]
 
 
 @dataclass(frozen=True)
 class _GroupGrid:
-    """Every mapping of a fused group over its kept tile options and residency choices, flat."""
+    """Mappings of a fused group, flat: its kept tile options, each with the resident weights
+    worth a candidate for it (``dse_milp.residency``)."""
 
     segment: Segment
     rows: _AxisOptions
     cols: _AxisOptions
-    choices: list[frozenset[str]]
+    residency: Residency
     row: np.ndarray
-    """(N,) index of each point's row option; ``col`` and ``choice`` likewise."""
+    """(N,) index of each point's row option; ``col`` likewise."""
     col: np.ndarray
-    choice: np.ndarray
+    step: np.ndarray
+    """(N,) the budget index (``Residency``) of each point's resident weights."""
     traffic: np.ndarray
     footprint: np.ndarray
     extra: np.ndarray
@@ -406,12 +403,16 @@ class _GroupGrid:
         macs, operand_bytes = _work(self.segment, self.extra[index])
         return self.traffic[index].sum(axis=1), macs, operand_bytes, self.exposed[index]
 
+    def resident(self, index: int) -> frozenset[str]:
+        return self.residency.subset(int(self.step[index]))
+
     def candidates(self, keep: np.ndarray) -> GroupCandidates:
         row_tiles, col_tiles = self.rows.tile[self.row[keep]], self.cols.tile[self.col[keep]]
-        picks = zip(row_tiles.tolist(), col_tiles.tolist(), self.choice[keep].tolist(), strict=True)
+        sets = {int(c): self.residency.subset(int(c)) for c in np.unique(self.step[keep])}
+        picks = zip(row_tiles.tolist(), col_tiles.tolist(), self.step[keep].tolist(), strict=True)
         return GroupCandidates(
             segment=self.segment,
-            mappings=tuple(GroupMapping(r, c, self.choices[k]) for r, c, k in picks),
+            mappings=tuple(GroupMapping(r, c, sets[k]) for r, c, k in picks),
             traffic=self.traffic[keep],
             footprint=self.footprint[keep],
             extra_macs=self.extra[keep],
@@ -420,7 +421,22 @@ class _GroupGrid:
         )
 
 
-def _group_grid(segment: Segment, accelerator: Accelerator) -> _GroupGrid:
+def _budgets(accelerator: Accelerator) -> list[int]:
+    """Bits the buffer holding the weights may have: its capacity, or under a free split every
+    whole number of banks."""
+    if accelerator.split is not None:
+        bank = 8 * accelerator.split.bank_bytes
+        return [bank * count for count in range(1, accelerator.split.banks + 1)]
+    return [8 * b.capacity_bytes for b in accelerator.buffers if Operand.WEIGHT in b.operands]
+
+
+def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
+                hull: bool = False) -> _GroupGrid:  # fmt: skip
+    """Every kept tile of ``segment``, each with, for every budget its buffer leaves the weights
+    (``_budgets``), the resident set of the most weight bits that fits (the staircase point
+    of that budget); when the double-buffered latency is ranked, also the points around the
+    least latency within the budget (see ``_latency_points``); with ``hull``, every point of
+    the staircase's concave hull (for the LP step)."""
     tensors = (*segment.externals, *(layer.name for layer in segment.layers))
     external = np.array([x in segment.externals for x in tensors])
     channels = np.array([segment.shape(x).channels for x in tensors], dtype=np.int64)
@@ -431,14 +447,16 @@ def _group_grid(segment: Segment, accelerator: Accelerator) -> _GroupGrid:
     rows, cols = _axis_options(segment, tensors, 0), _axis_options(segment, tensors, 1)
 
     def bilinear(weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """sum_x weights[x] * a[i, x] * b[j, x] for every (i, j)."""
-        return (a * weights) @ b.T
+        """sum_x weights[x] * a[i, x] * b[j, x] for every (i, j), flat."""
+        return ((a * weights) @ b.T).reshape(-1)
 
     input_read = bilinear(np.where(external, channels * bits, 0), rows.held, cols.held)
     first = len(segment.externals)
     extra_by_layer = np.stack(
         [
-            np.outer(rows.held[:, first + i], cols.held[:, first + i]) * channels[first + i] * layer.macs_per_output
+            np.outer(rows.held[:, first + i], cols.held[:, first + i]).reshape(-1)
+            * channels[first + i]
+            * layer.macs_per_output
             - layer.macs
             for i, layer in enumerate(segment.layers)
         ],
@@ -447,35 +465,99 @@ def _group_grid(segment: Segment, accelerator: Accelerator) -> _GroupGrid:
     held_inputs = bilinear(np.where(external, channels * bits, 0), rows.largest, cols.largest)
     held_outputs = bilinear(np.where(external, 0, channels * bits), rows.largest, cols.largest)
     first_inputs = bilinear(np.where(external, channels * bits, 0), rows.first, cols.first)
-    last_output = np.outer(rows.largest[:, -1], cols.largest[:, -1]) * channels[-1] * bits[-1]
-    tiles = np.outer(rows.trips, cols.trips)
+    last_output = np.outer(rows.largest[:, -1], cols.largest[:, -1]).reshape(-1) * channels[-1] * bits[-1]
+    tiles = np.outer(rows.trips, cols.trips).reshape(-1)
+    row, col = (a.reshape(-1) for a in np.indices((len(rows.tile), len(cols.tile))))
 
-    choices = residency_choices(segment)
     weighted = [layer for layer in segment.layers if layer.has_weights]
-    full = {layer.name: layer.weight_elements * layer.precision.weight for layer in weighted}
-    slices = {layer.name: weight_slice(layer) * layer.precision.weight for layer in weighted}
-    resident_bits = np.array([sum(full[n] for n in c) for c in choices], dtype=np.int64)
-    streamed_bits = np.array([sum(full[n] for n in full if n not in c) for c in choices], dtype=np.int64)
-    held_weights = np.array([sum(full[n] if n in c else slices[n] for n in full) for c in choices], dtype=np.int64)
-
+    full = np.array([layer.weight_elements * layer.precision.weight for layer in weighted], dtype=np.int64)
+    slices = np.array([weight_slice(layer) * layer.precision.weight for layer in weighted], dtype=np.int64)
+    streamed = int(slices.sum())  # what the weights hold with none resident
     copies = 2 if accelerator.double_buffering else 1
-    shape = (*tiles.shape, len(choices))
-    weight_read = resident_bits + tiles[..., None] * streamed_bits
-    footprint = copies * np.stack(
-        [np.broadcast_to(held_inputs[..., None], shape), np.broadcast_to(held_weights, shape),
-         np.broadcast_to(held_outputs[..., None], shape)],
-        axis=-1,
-    ).reshape(-1, 3)  # fmt: skip
-    output_write = segment.last.output_elements * segment.last.precision.output
-    traffic = np.stack(
-        [np.broadcast_to(input_read[..., None], shape), weight_read, np.full(shape, output_write),
-         np.zeros(shape, dtype=np.int64), np.zeros(shape, dtype=np.int64)],
-        axis=-1,
-    ).reshape(-1, 5)  # fmt: skip
-    exposed = ((first_inputs + last_output)[..., None] + held_weights).reshape(-1)
-    count = len(segment.layers)
-    extra = np.broadcast_to(extra_by_layer[:, :, None, :], (*shape, count)).reshape(-1, count)
+    holder = next((b for b in accelerator.buffers if Operand.WEIGHT in b.operands), None)
+    others = np.zeros(len(tiles), dtype=np.int64)
+    if holder is not None and Operand.INPUT in holder.operands and accelerator.split is None:
+        others = others + held_inputs
+    if holder is not None and Operand.OUTPUT in holder.operands and accelerator.split is None:
+        others = others + held_outputs
+    caps = _budgets(accelerator)
+    budget = np.array([cap // copies for cap in caps], dtype=np.int64)[:, None] - others - streamed  # (caps, tiles)
+    residency = Residency.of([layer.name for layer in weighted], full, full - slices, int(budget.max(initial=0)))
 
-    row, col, choice = (a.ravel() for a in np.indices(shape))
-    return _GroupGrid(segment, rows, cols, choices, row, col, choice, traffic, footprint, extra, exposed,
-                      np.broadcast_to(tiles[..., None], shape).ravel())  # fmt: skip
+    points = [np.stack([np.broadcast_to(np.arange(len(tiles)), budget.shape), residency.step(budget)], -1)]
+    output_write = segment.last.output_elements * segment.last.precision.output
+    if ranked_by_objectives(objectives, accelerator):
+        work = _work(segment, extra_by_layer)[0]
+        all_streamed = input_read + tiles * int(full.sum()) + output_write
+        points += _latency_points(accelerator, residency, residency.step(budget), work,
+                                  all_streamed, tiles, first_inputs + last_output + streamed)  # fmt: skip
+    if hull:
+        corners = residency.hull()
+        points.append(np.stack(np.broadcast_arrays(np.arange(len(tiles))[:, None], corners[None, :]), -1))
+    pairs = np.unique(np.concatenate([p.reshape(-1, 2) for p in points]), axis=0)
+    pairs = pairs[pairs[:, 1] >= 0]
+    t, step = pairs[:, 0], residency.least[pairs[:, 1]] // residency.unit
+    pairs = np.unique(np.column_stack([t, step]), axis=0)
+    t, step = pairs[:, 0], pairs[:, 1]
+    resident, more = residency.best[step], residency.least[step]  # A and B of each point
+    held_weights = streamed + more
+    weight_read = resident + tiles[t] * (int(full.sum()) - resident)
+    zeros = np.zeros(len(t), dtype=np.int64)
+    return _GroupGrid(
+        segment=segment,
+        rows=rows,
+        cols=cols,
+        residency=residency,
+        row=row[t],
+        col=col[t],
+        step=step,
+        traffic=np.column_stack([input_read[t], weight_read, np.full(len(t), output_write), zeros, zeros]),
+        footprint=copies * np.column_stack([held_inputs[t], held_weights, held_outputs[t]]),
+        extra=extra_by_layer[t],
+        exposed=first_inputs[t] + last_output[t] + held_weights,
+        tiles=tiles[t],
+    )
+
+
+def _latency_points(accelerator: Accelerator, residency: Residency, limit: np.ndarray, macs: np.ndarray,
+                    all_streamed: np.ndarray, tiles: np.ndarray, exposed: np.ndarray) -> list[np.ndarray]:  # fmt: skip
+    """(tile, budget index) points of least double-buffered latency within each budget.
+
+    Along the staircase (points i by increasing B and A) a tile's latency is max(g(i), h(i))
+    with g = compute + ceil(exposed bytes / bandwidth), non-decreasing, and h = ceil(traffic
+    bytes / bandwidth), non-increasing. With i* the first point where g >= h, the least is at
+    i* - 1 (h side) or on the run of points from i* with g = g(i*), whose last point moves the
+    least; both are returned, clipped to each budget's last point ``limit`` (the staircase
+    point of ``limit`` is a candidate anyway). Found by bisection, for every tile at once."""
+    stairs = np.flatnonzero(np.concatenate([[True], residency.best[1:] != residency.best[:-1]]))
+    more, saved = residency.least[stairs], residency.best[stairs]
+    compute = np.ceil(macs / accelerator.macs)
+    bandwidth = accelerator.dram_bandwidth
+    last = np.searchsorted(stairs, limit, side="right") - 1  # (caps, tiles); -1: nothing fits
+
+    def g(i: np.ndarray) -> np.ndarray:
+        return compute + np.ceil((exposed + more[i]) / 8 / bandwidth)
+
+    def h(i: np.ndarray) -> np.ndarray:
+        return np.ceil((all_streamed - (tiles - 1) * saved[i]) / 8 / bandwidth)
+
+    def bisect(lo: np.ndarray, hi: np.ndarray, below: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """The first i in [lo, hi) where ``below(i)`` is false (hi if none), for a predicate
+        true then false along the staircase."""
+        while np.any(lo < hi):
+            mid = (lo + hi) // 2
+            go = (lo < hi) & below(np.minimum(mid, len(stairs) - 1))
+            lo, hi = np.where(go, mid + 1, lo), np.where((lo < hi) & ~go, mid, hi)
+        return lo
+
+    out = []
+    for cap in range(len(limit)):
+        top = last[cap]
+        crossing = bisect(np.zeros_like(top), top + 1, lambda i: g(i) < h(i))
+        level = g(np.minimum(crossing, len(stairs) - 1))
+        run_end = bisect(crossing, top + 1, lambda i, level=level: g(i) <= level) - 1
+        for i in (crossing - 1, run_end):
+            ok = (i >= 0) & (i <= top) & (top >= 0)
+            index = np.flatnonzero(ok)
+            out.append(np.column_stack([index, stairs[i[ok]]]))
+    return out

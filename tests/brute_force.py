@@ -130,10 +130,17 @@ def best_network_cost(network: Network, accelerator: Accelerator, objective: Obj
     return total
 
 
+def residency_choices(segment) -> list[frozenset[str]]:
+    """Every subset of a fused group's layers with weights, smallest first: the resident
+    weights a brute force tries (the candidates use ``dse_milp.residency`` instead)."""
+    named = [layer.name for layer in segment.layers if layer.has_weights]
+    return [frozenset(c) for size in range(len(named) + 1) for c in itertools.combinations(named, size)]
+
+
 def best_group_cost(segment, accelerator: Accelerator, objective: Objective = Objective.DRAM) -> float | None:
     """The least cost of a fused group over every tile (all integers along both axes of its
     last output) and every choice of resident weights that fits; None if none fits."""
-    from dse_milp.fusion import GroupMapping, group_cost, group_objective, residency_choices
+    from dse_milp.fusion import GroupMapping, group_cost, group_objective
 
     last = segment.shape(segment.last.name)
     best = None

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dse_milp.bursts import group_bursts, layer_bursts
-from dse_milp.fusion import GroupMapping, residency_choices
+from dse_milp.fusion import GroupMapping
 from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
 from dse_milp.passes import pass_bursts
 from dse_milp.simulate import _bursts as element_bursts
@@ -17,6 +17,7 @@ from dse_milp.simulate import simulate, simulate_group_bursts
 from dse_milp.solve import segments
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, traffic
 from dse_milp.workload import Layer, LayerKind, Precision, Shape
+from tests.brute_force import residency_choices
 from tests.layers import group_spans, small_layers, tilings
 from tests.test_fusion import random_networks
 

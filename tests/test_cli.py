@@ -13,6 +13,7 @@ import yaml
 
 import dse_milp.solvers
 from dse_milp.cli import EXIT_FAILED, EXIT_INFEASIBLE, EXIT_INPUT, EXIT_OK, EXIT_TIME_LIMIT, main
+from dse_milp.loader import load_network
 from dse_milp.solvers import SolveResult, Status
 from tests.layers import TINY_NETWORK
 
@@ -488,6 +489,24 @@ def test_fusion_result(tmp_path, result):
     alone = [layer for layer in fused["layers"] if layer["group"] is None]
     assert all(set(layer["order"]) == set("mnrc") for layer in alone)
     assert sum(layer["dram_bytes"]["total"] for layer in fused["layers"]) == fused["totals"]["dram_bytes"]
+
+
+@pytest.mark.parametrize("spelling", ["all", "0"])
+def test_fusion_of_any_length_is_the_whole_network_as_the_limit(tmp_path, spelling):
+    """``--fusion all`` (or 0) lets a group hold every layer: the same answer as a limit of
+    the network's length, and no more traffic than a limit of 6."""
+    layers = len(load_network(NETWORK).layers)
+    every = solve(tmp_path, str(NETWORK), str(ACCELERATOR), "--fusion", spelling, "--burst", "1", name="a.json")
+    limit = solve(tmp_path, str(NETWORK), str(ACCELERATOR), "--fusion", str(layers), "--burst", "1", name="b.json")
+    assert without_timing(every) == without_timing(limit)
+    six = solve(tmp_path, str(NETWORK), str(ACCELERATOR), "--fusion", "6", "--burst", "1", name="c.json")
+    assert every["totals"]["dram_bytes"] <= six["totals"]["dram_bytes"]
+
+
+def test_a_bad_fusion_depth_names_every_spelling(capsys):
+    assert main(["solve", str(NETWORK), str(ACCELERATOR), "--fusion", "deep"]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "must be all, 0 or an integer in [1, 4096], got 'deep'" in err
 
 
 def test_lexicographic_objective_keeps_the_least_traffic(tmp_path, result):

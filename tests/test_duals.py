@@ -13,9 +13,11 @@ from dse_milp.burst_candidates import AUTO_LAYOUTS
 from dse_milp.candidates import generate
 from dse_milp.cost import Objective
 from dse_milp.duals import UNBOUNDED, unit_lp
+from dse_milp.fusion import GroupMapping, group_cost
 from dse_milp.loader import load_accelerator, load_network, parse_network
-from dse_milp.solve import build_problem, solve
+from dse_milp.solve import build_problem, segments, solve
 from formulations import MappingProblem
+from tests.brute_force import residency_choices
 from tests.layers import random_network_spec
 
 ENERGY = Energy(20.0, 0.6, 0.2)
@@ -118,3 +120,30 @@ def test_prices_in_bursts_match_finite_differences():
         right = (value - unit_lp(problem, r.layer.name, "unified", DELTA, r.layouts)[0]) / DELTA
         left = (unit_lp(problem, r.layer.name, "unified", -DELTA, r.layouts)[0] - value) / DELTA
         assert right - 1e-6 <= price <= left + 1e-6
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_group_lp_equals_the_envelope_of_every_tile_and_resident_set(seed: int):
+    """A fused group's LP step over its candidates (kept tiles, each with the staircase's hull
+    of resident sets) equals the lower convex envelope of every tile with every subset of
+    resident weights: no mapping a convex combination needs is missing."""
+    rng = random.Random(seed)
+    network = parse_network(random_network_spec(rng, rng.randint(3, 4)), f"r{seed}")
+    checked = 0
+    for segment in segments(network, longest=4):
+        last = segment.shape(segment.last.name)
+        costs = [
+            group_cost(segment, GroupMapping(r, c, res), False)
+            for r in range(1, last.height + 1)
+            for c in range(1, last.width + 1)
+            for res in residency_choices(segment)
+        ]
+        sizes = np.array([sum(c.footprint.values()) / 8 for c in costs])
+        traffic = np.array([c.traffic.total / 8 for c in costs])
+        capacity = int(rng.uniform(sizes.min(), sizes.max())) + 1
+        accelerator = Accelerator("a", unified_buffer(capacity), False, 4.0, 100.0, 8, ENERGY)
+        problem = MappingProblem(network, accelerator, {}, (Objective.DRAM,))
+        value, _ = unit_lp(problem, segment, "unified")
+        assert value == pytest.approx(envelope(sizes, traffic, capacity), rel=1e-9)
+        checked += 1
+    assert checked >= 1

@@ -17,14 +17,13 @@ from dse_milp.fusion import (
     generate_group,
     group_cost,
     group_objective,
-    residency_choices,
 )
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
 from dse_milp.solve import build_problem, segments, solve
 from dse_milp.solvers import Status
 from dse_milp.workload import Network
-from tests.brute_force import best_fused_network_cost
+from tests.brute_force import best_fused_network_cost, residency_choices
 from tests.layers import TINY_NETWORK, random_network_spec
 
 ENERGY = Energy(20.0, 0.6, 0.2)
