@@ -27,6 +27,7 @@ from dse_milp.bursts import group_bursts, input_bursts, output_bursts, weight_bu
 from dse_milp.candidates import (
     OPERANDS,
     Candidates,
+    Query,
     bank_counts,
     fewest_tiles_of,
     fits_buffers,
@@ -119,7 +120,9 @@ def _layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: tuple[O
 def with_coarsest(cands: Candidates, accelerator: Accelerator, exposing: bool) -> Candidates:
     """``cands`` and, after them, for each one the mapping with the fewest tiles that fits and
     moves the same bytes (``fewest_tiles``; exposing no more bits when ``exposing``), where
-    that is another mapping.
+    that is another mapping; under a free split also the one with the fewest tiles of those
+    using no more banks of any buffer than the candidate, since the split the program
+    chooses may have no room for the coarsest of all.
 
     The byte model keeps the smallest footprint of each traffic, often tiles of one pixel,
     whose short runs waste most of every burst; the coarsest mapping of the same bytes makes
@@ -128,9 +131,13 @@ def with_coarsest(cands: Candidates, accelerator: Accelerator, exposing: bool) -
     layer = cands.layer
     known = {cands.mapping(i) for i in range(len(cands))}
     bounds = cands.exposed.tolist() if exposing else [None] * len(cands)
-    queries = tuple(zip(cands.total_bits.tolist(), bounds, strict=True))
+    queries: list[Query] = [(bits, bound, None) for bits, bound in zip(cands.total_bits.tolist(), bounds, strict=True)]
+    if accelerator.split is not None:  # and within the banks of each buffer the candidate uses
+        bank = 8 * accelerator.split.bank_bytes
+        held = (bank_counts(cands.footprint, accelerator.split) * bank).tolist()
+        queries += [(q[0], q[1], tuple(h)) for q, h in zip(queries, held, strict=True)]
     extra: list[Mapping] = []
-    for coarse in fewest_tiles_of(layer, accelerator, queries):
+    for coarse in fewest_tiles_of(layer, accelerator, tuple(queries)):
         if coarse is not None and coarse not in known:
             known.add(coarse)
             extra.append(coarse)

@@ -37,6 +37,7 @@ from dse_milp.layouts import Layouts
 from dse_milp.levels import OPERANDS, STATIONARY_ORDERS, Pattern, patterns
 from dse_milp.traffic import Levels, Mapping, Tiling, halo_stats, needed_inputs
 from dse_milp.traffic import exposed as exact_exposed
+from dse_milp.traffic import footprint as exact_footprint
 from dse_milp.traffic import traffic as exact_traffic
 from dse_milp.workload import Layer
 
@@ -377,27 +378,29 @@ _FEWEST_KEPT = 16
 """Mappings per pattern that ``fewest_tiles`` keeps, best first, to check exactly."""
 
 
+Query = tuple[int, int | None, tuple[int, int, int] | None]
+"""What ``fewest_tiles_of`` looks for: (bits moved, exposed bits at most or None, bits of
+the input, weight and output blocks at most or None)."""
+
+
 def fewest_tiles(
     layer: Layer, accelerator: Accelerator, bits: int, exposed_at_most: int | None = None
 ) -> Mapping | None:
     """Of the mappings of ``layer`` that fit, move exactly ``bits`` and expose at most
     ``exposed_at_most`` bits (when given), the one with the fewest tiles, then the first
     pattern, then the smallest tiles; None if there is none (``fewest_tiles_of``)."""
-    return fewest_tiles_of(layer, accelerator, ((bits, exposed_at_most),))[0]
+    return fewest_tiles_of(layer, accelerator, ((bits, exposed_at_most, None),))[0]
 
 
-def fewest_tiles_of(
-    layer: Layer, accelerator: Accelerator, queries: Sequence[tuple[int, int | None]]
-) -> tuple[Mapping | None, ...]:
-    """``fewest_tiles`` of each (bits, exposed at most) query, all found in one pass over the
-    patterns: what repeated calls would find, in a fraction of the time."""
+def fewest_tiles_of(layer: Layer, accelerator: Accelerator, queries: Sequence[Query]) -> tuple[Mapping | None, ...]:
+    """``fewest_tiles`` of each query, all found in one pass over the patterns: what repeated
+    calls would find, in a fraction of the time. A query's third part bounds each operand's
+    block as well (under a free split: no more banks of any buffer than a candidate uses)."""
     return _fewest_tiles(shape_of(layer), accelerator, tuple(queries))
 
 
 @functools.lru_cache(maxsize=1024)
-def _fewest_tiles(
-    layer: Layer, accelerator: Accelerator, queries: tuple[tuple[int, int | None], ...]
-) -> tuple[Mapping | None, ...]:
+def _fewest_tiles(layer: Layer, accelerator: Accelerator, queries: tuple[Query, ...]) -> tuple[Mapping | None, ...]:
     """The candidates keep the smallest footprint of each traffic (what a program needs), which
     often means tiles of one element; once a solution has fixed each unit's traffic and the
     buffers, this picks the coarsest mapping that costs the same. Per pattern, only the tiles
@@ -405,7 +408,7 @@ def _fewest_tiles(
     """
     options = loop_options(layer)
     shapes = _patterns_for(layer, accelerator)
-    wanted = np.unique([bits for bits, _ in queries]).astype(np.int64)
+    wanted = np.unique([query[0] for query in queries]).astype(np.int64)
     # per query, (tiles, pattern, tile m, n, r, c) of its pattern's best few
     found: list[list[tuple[int, ...]]] = [[] for _ in queries]
     for index, pattern in enumerate(shapes):
@@ -423,7 +426,7 @@ def _fewest_tiles(
     # A pattern's count assumes every trip count above 1; where one is 1 the mapping may move
     # less than the pattern says (the pattern of the mapping is then another one, which has it
     # too). Only a mapping whose exact traffic is the query's is taken.
-    return tuple(_first_exact(layer, shapes, found[q], *queries[q]) for q in range(len(queries)))
+    return tuple(_first_exact(layer, accelerator, shapes, found[q], *queries[q]) for q in range(len(queries)))
 
 
 _EXPANDED = 1 << 19
@@ -434,8 +437,8 @@ def _expand(layer: Layer, pattern: Pattern, accelerator: Accelerator, options: d
             matters: set[str], columns: dict, shape: tuple[int, ...],
             hits: np.ndarray) -> tuple[np.ndarray, ...]:  # fmt: skip
     """Every tile of the loops the traffic ignores, at each of the ``hits`` (flat indices of
-    the grid of the loops that matter): (traffic, exposed bits, tiles, tile m, n, r, c) of
-    those that fit."""
+    the grid of the loops that matter): (traffic, exposed bits, input, weight and output
+    block bits, tiles, tile m, n, r, c) of those that fit."""
     coords = np.unravel_index(hits, shape)
     values: dict[str, dict[str, np.ndarray]] = {}
     for field in _OPTION_FIELDS:  # axis 0 the hit, axes 1-4 the loops
@@ -455,34 +458,40 @@ def _expand(layer: Layer, pattern: Pattern, accelerator: Accelerator, options: d
     axis = {d: 0 if d in matters else 1 + a for a, d in enumerate("mnrc")}
     tiles = [values["tile"][d].ravel()[where[axis[d]]] for d in "mnrc"]
     count = math.prod(values["trips"][d].ravel()[where[axis[d]]] for d in "mnrc")
-    flat = (np.broadcast_to(x, wide).ravel()[ok] for x in (sum(traffic), exposed))
+    flat = (np.broadcast_to(x, wide).ravel()[ok] for x in (sum(traffic), exposed, *footprint))
     return (*flat, count, *tiles)
 
 
-def _keep_best(points: tuple[np.ndarray, ...], queries: Sequence[tuple[int, int | None]], index: int,
+def _keep_best(points: tuple[np.ndarray, ...], queries: Sequence[Query], index: int,
                found: list[list[tuple[int, ...]]]) -> None:  # fmt: skip
     """Add to each query's ``found`` the pattern's ``_FEWEST_KEPT`` best points that answer it:
-    its traffic, no more exposed bits than its bound, fewest tiles, then smallest tiles."""
-    total, exposed, count, *tiles = points
+    its traffic, no more exposed bits nor block bits than its bounds, fewest tiles, then
+    smallest tiles."""
+    total, exposed, held_in, held_weight, held_out, count, *tiles = points
     # the tiles as one key where it fits, ordered as (m, n, r, c) lexicographically
     extents = [int(t.max(initial=0)) + 1 for t in tiles]
     keys = [np.ravel_multi_index(tiles, extents)] if math.prod(extents) < 1 << 62 else tiles[::-1]
     order = np.lexsort((*keys, count, total))
     total, exposed, count, tiles = total[order], exposed[order], count[order], [t[order] for t in tiles]
-    wanted = np.array([bits for bits, _ in queries], dtype=np.int64)
+    held = np.column_stack([held_in, held_weight, held_out])[order]
+    wanted = np.array([query[0] for query in queries], dtype=np.int64)
     lows, highs = np.searchsorted(total, wanted), np.searchsorted(total, wanted + 1)
     for q in np.flatnonzero(highs > lows).tolist():
-        bound, at = queries[q][1], np.arange(lows[q], highs[q])
+        _, bound, most = queries[q]
+        at = np.arange(lows[q], highs[q])
         if bound is not None:
             at = at[exposed[at] <= bound]
+        if most is not None:
+            at = at[np.all(held[at] <= np.array(most), axis=1)]
         at = at[:_FEWEST_KEPT]
         found[q] += zip(count[at].tolist(), [index] * len(at), *(t[at].tolist() for t in tiles), strict=True)
 
 
-def _first_exact(layer: Layer, shapes: tuple[Pattern, ...], found: list[tuple[int, ...]], bits: int,
-                 exposed_at_most: int | None) -> Mapping | None:  # fmt: skip
-    """The first of ``found`` (in its order) whose exact traffic is ``bits`` and which exposes
-    at most ``exposed_at_most`` bits."""
+def _first_exact(layer: Layer, accelerator: Accelerator, shapes: tuple[Pattern, ...],
+                 found: list[tuple[int, ...]], bits: int, exposed_at_most: int | None,
+                 held_at_most: tuple[int, int, int] | None) -> Mapping | None:  # fmt: skip
+    """The first of ``found`` (in its order) whose exact traffic is ``bits``, which exposes at
+    most ``exposed_at_most`` bits and whose blocks hold at most ``held_at_most`` bits."""
     for key in sorted(found):
         pattern, tiling = shapes[key[1]], Tiling(*key[2:])
         # an operand whose level has only loops of one trip inside it holds one tile: say innermost
@@ -491,11 +500,18 @@ def _first_exact(layer: Layer, shapes: tuple[Pattern, ...], found: list[tuple[in
             *(4 if all(trips[d] == 1 for d in pattern.order[level:]) else level for level in pattern.levels)
         )
         mapping = Mapping(tiling, pattern.order, levels)
-        if exact_traffic(layer, mapping).total == bits and (
-            exposed_at_most is None or exact_exposed(layer, mapping) <= exposed_at_most
+        if (
+            exact_traffic(layer, mapping).total == bits
+            and (exposed_at_most is None or exact_exposed(layer, mapping) <= exposed_at_most)
+            and (held_at_most is None or _held_within(layer, accelerator, mapping, held_at_most))
         ):
             return mapping
     return None
+
+
+def _held_within(layer: Layer, accelerator: Accelerator, mapping: Mapping, most: tuple[int, int, int]) -> bool:
+    held = exact_footprint(layer, mapping, accelerator.double_buffering, accelerator.accumulate_in_buffer)
+    return all(held[op] <= limit for op, limit in zip(OPERANDS, most, strict=True))
 
 
 def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Pattern, index: int,

@@ -330,6 +330,12 @@ def solve(
         Objective.LATENCY: primary.latency_cycles,
         Objective.ENERGY: primary.energy_pj,
     }[objectives[0]]
+    if result.objective is not None and value < result.objective * (1 - 1e-9):
+        notes.append(
+            f"coarsening after the solve moves less than the program's optimum over its candidates "
+            f"({_figure(value)} against {_figure(result.objective)} {objectives[0].unit}): the coarser "
+            f"mappings it found are not among the candidates priced in bursts"
+        )
     status = result.status
     if status is Status.FEASIBLE and interrupted():
         notes.insert(0, f"{solver} was interrupted (Ctrl-C)")
@@ -338,6 +344,10 @@ def solve(
         network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes),
         layout=str(layout), layouts=tensor_layouts,
     )  # fmt: skip
+
+
+def _figure(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _stop_if_asked(deadline: float | None, what: str) -> None:

@@ -8,7 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dse_milp.accelerator import Accelerator, Energy, free_split, sized
+from dse_milp.burst_candidates import with_coarsest
 from dse_milp.bursts import group_bursts, layer_bursts
+from dse_milp.candidates import bank_counts, fewest_tiles, generate
 from dse_milp.fusion import GroupMapping
 from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
 from dse_milp.passes import pass_bursts
@@ -171,3 +174,21 @@ def test_tiles_of_several_groups_with_an_edge_block_equal_a_walk(burst: int):
         moved = layer_bursts(layer, Mapping(Tiling(1, 1, 3, 3), "mnrc", Levels(), groups), Layouts(NCHW, NCHW), burst)
         runs = [(25 * g, 25 * min(g + groups, 5)) for g in range(0, 5, groups)]
         assert moved.input_read == sum((end - 1) // burst - start // burst + 1 for start, end in runs)
+
+
+@settings(max_examples=40, deadline=None)
+@given(small_layers())
+def test_under_a_free_split_each_candidate_is_also_coarsened_within_its_own_banks(layer):
+    """The split the program chooses may have no room for the coarsest mapping of all: every
+    candidate's fewest-tiles mapping of the same bytes within the banks it already uses is a
+    candidate too (what ``fewest_tiles`` finds on buffers of exactly those banks)."""
+    buffers, split = free_split(2048, 128)
+    acc = Accelerator("s", buffers, False, 4.0, 100.0, 8, Energy(20, 0.6, 0.2), split, burst_bytes=64)
+    cands = generate(layer, acc)
+    coarse = with_coarsest(cands, acc, False)
+    held = {coarse.mapping(i) for i in range(len(coarse))}
+    for k in range(len(cands)):
+        banks = bank_counts(cands.footprint[k : k + 1], split)[0]
+        own = sized(acc, {b.name: int(n) * 128 for b, n in zip(acc.buffers, banks, strict=True)})
+        best = fewest_tiles(layer, own, int(cands.total_bits[k]))
+        assert best is not None and best in held

@@ -15,7 +15,7 @@ from dse_milp.cost import Objective
 from dse_milp.errors import InfeasibleError
 from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.solve import solve
-from dse_milp.solvers import BACKENDS, SolverOptions, Status
+from dse_milp.solvers import BACKENDS, SolveResult, SolverOptions, Status
 from tests.brute_force import best_network_cost
 from tests.layers import random_network_spec
 
@@ -119,3 +119,10 @@ def test_time_limit_reports_feasible_or_optimal():
     acc = load_accelerator(ROOT / "instances" / "accelerators" / "npu_64k.yaml")
     solution = solve(net, acc, options=SolverOptions(time_limit=30.0))
     assert solution.result.status in (Status.OPTIMAL, Status.FEASIBLE)
+
+
+def test_the_gap_is_zero_at_or_below_the_bound():
+    """A design coarsened after the solve in bursts may move less than the program's bound
+    over its candidates: its gap reads 0, not the distance to a bound it is below."""
+    assert SolveResult(Status.OPTIMAL, 99.0, 100.0, 0.0, "x", "1").gap == 0.0
+    assert SolveResult(Status.FEASIBLE, 110.0, 100.0, 0.0, "x", "1").gap == pytest.approx(10 / 110)
