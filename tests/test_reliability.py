@@ -78,7 +78,7 @@ def test_other_backends_take_two_threads_and_a_seed(tmp_path, solver):
         ("--threads", "100000", "must be in [1, 1024], got '100000'"),
         ("--time-limit", "nan", "must be a finite number, got 'nan'"),
         ("--time-limit", "1e300", "must be in (0, 1000000000], got '1e300'"),
-        ("--fusion", "1000000000", "must be in [1, 4096], got '1000000000'"),
+        ("--fusion", "1000000000", "must be all, 0 or an integer in [1, 4096], got '1000000000'"),
     ],
 )
 def test_numbers_out_of_a_backend_range_are_refused_at_the_command_line(capsys, option, value, message):

@@ -1,0 +1,93 @@
+"""Fusion at any depth: time, memory and traffic as the group length limit grows.
+
+    python bench/fusion_depth.py [--burst 1] [--depths 2 4 8 16 all]
+
+First table: every MLPerf Tiny model on the 256 KiB NPU with groups of any length
+(``--fusion all``), against its floor (every weight, the network input and the final
+output, each moved once). Second table: how the time grows with the group length limit,
+on MobileNetV1-0.25 at 256 KiB and ResNet-50 on the free-split 128 KiB NPU. Every solve
+runs in its own process (HiGHS, one thread), so that its peak memory is its own; the
+time is the solve's, in-process (candidates, build, solve, prices), without interpreter
+start-up. ``--burst 1`` (the default) counts bytes; ``--burst 0`` keeps each
+accelerator's declared burst.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import resource
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ("tiny_resnet8", "tiny_dscnn", "tiny_mobilenet_v1_025", "tiny_fc_autoencoder")
+GROWTH = (("tiny_mobilenet_v1_025", "npu_256k"), ("resnet50", "npu_128k_split"))
+
+
+def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int) -> dict:
+    from dse_milp.loader import load_accelerator, load_network
+    from dse_milp.solve import solve
+
+    network = load_network(ROOT / "instances" / "networks" / f"{network_name}.yaml")
+    accelerator = load_accelerator(ROOT / "instances" / "accelerators" / f"{accelerator_name}.yaml")
+    if burst:
+        accelerator = replace(accelerator, burst_bytes=burst)
+    start = time.perf_counter()
+    s = solve(network, accelerator, fusion=len(network.layers) if depth is None else depth)
+    seconds = time.perf_counter() - start
+    weights = sum(layer.weight_elements * layer.precision.weight for layer in network.layers) // 8
+    shape, last = network.input_shape, network.layers[-1]
+    floor = weights + shape.channels * shape.height * shape.width + last.output_elements * last.precision.output // 8
+    return {
+        "layers": len(network.layers),
+        "groups": len(s.groups),
+        "longest": max((len(g.segment.layers) for g in s.groups), default=1),
+        "dram": s.dram_bytes,
+        "moved": s.moved_bytes,
+        "floor": floor,
+        "status": s.result.status.value,
+        "seconds": seconds,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def measure(network: str, accelerator: str, depth: int | None, burst: int) -> dict:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_run, (network, accelerator, depth, burst))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--burst", type=int, default=1, help="DRAM burst in bytes; 0: as each accelerator declares")
+    parser.add_argument("--depths", nargs="*", default=["2", "4", "8", "16", "all"])
+    args = parser.parse_args()
+    counted = "bytes" if args.burst == 1 else ("declared bursts" if args.burst == 0 else f"{args.burst} B bursts")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"HiGHS, one thread; counted in {counted}\n")  # fmt: skip
+
+    print("| network @ npu-256k, --fusion all | layers | groups | longest | DRAM bytes | floor | / floor "
+          "| moved bytes | status | s | peak MiB |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    for name in TINY:
+        r = measure(name, "npu_256k", None, args.burst)
+        moved = "-" if r["moved"] is None else f"{r['moved']:,.0f}"
+        print(f"| {name} | {r['layers']} | {r['groups']} | {r['longest']} | {r['dram']:,.0f} | {r['floor']:,} "
+              f"| {r['dram'] / r['floor']:.3f} | {moved} | {r['status']} | {r['seconds']:.2f} "
+              f"| {r['peak_mib']:.0f} |")  # fmt: skip
+
+    print("\n| instance | --fusion | groups | longest | DRAM bytes | moved bytes | status | s | peak MiB |")
+    print("|---|---|---:|---:|---:|---:|---|---:|---:|")
+    for network, accelerator in GROWTH:
+        for depth in args.depths:
+            r = measure(network, accelerator, None if depth == "all" else int(depth), args.burst)
+            moved = "-" if r["moved"] is None else f"{r['moved']:,.0f}"
+            print(f"| {network}@{accelerator} | {depth} | {r['groups']} | {r['longest']} | {r['dram']:,.0f} "
+                  f"| {moved} | {r['status']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} |")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
