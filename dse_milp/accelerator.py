@@ -69,6 +69,10 @@ class Accelerator:
     tiles); False keeps one tile of each operand resident."""
     burst_bytes: int = 1
     """DRAM access granularity: a transfer moves every burst its bytes touch (1: bytes)."""
+    fused_liveness: bool = False
+    """Whether a fused group frees a feature map's slot after its last reader (the footprint is
+    then the peak of the live slots, and double buffering doubles only what crosses DRAM), or
+    holds every slot for the whole tile (the default)."""
 
     @property
     def accumulate_in_buffer(self) -> bool:
@@ -77,6 +81,15 @@ class Accelerator:
     @property
     def unified(self) -> bool:
         return len(self.buffers) == 1
+
+    @property
+    def liveness(self) -> bool | None:
+        """For a fused group's footprint: None to hold every slot (``fused_liveness`` off),
+        else whether the input and output slots share one buffer (their peak is then taken
+        together)."""
+        if not self.fused_liveness:
+            return None
+        return self.buffer_of(Operand.INPUT) is self.buffer_of(Operand.OUTPUT)
 
     def buffer_of(self, operand: Operand) -> Buffer:
         return next(b for b in self.buffers if operand in b.operands)

@@ -84,7 +84,7 @@ def check_mappings(
             continue
         for layer in segment.layers:
             runs[layer.name] += 1
-        cost = group_cost(segment, mapping, accelerator.double_buffering)
+        cost = group_cost(segment, mapping, accelerator.double_buffering, accelerator.liveness)
         held = accelerator.held_bytes(cost.footprint)
         violations.extend(_overflows(accelerator, held, f"group {first!r}..{last!r}"))
         checked_groups[first, last] = CheckedGroup(segment, cost, held)

@@ -302,6 +302,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _burst_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--fused-footprint",
+        choices=["sum", "liveness"],
+        default=None,
+        help="a fused group holds every feature map for the whole tile (sum), or frees each after its "
+        "last reader (liveness; double buffering then doubles only what crosses DRAM) "
+        "(default: as the accelerator declares, sum if it does not)",
+    )
+    parser.add_argument(
         "--burst",
         type=_burst,
         default=None,
@@ -385,12 +393,16 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
         raise InputError(problems)
     if getattr(args, "fusion", 0) == ALL_LAYERS:
         args.fusion = len(network.layers)
-    return network, _with_burst(accelerator, args.burst)
+    return network, _with_burst(accelerator, args.burst, args.fused_footprint)
 
 
-def _with_burst(accelerator: Accelerator, burst: int | None) -> Accelerator:
-    """``accelerator`` with the DRAM burst ``--burst`` asked for, if any."""
-    return accelerator if burst is None else replace(accelerator, burst_bytes=burst)
+def _with_burst(accelerator: Accelerator, burst: int | None, fused_footprint: str | None = None) -> Accelerator:
+    """``accelerator`` with the DRAM burst ``--burst`` and the ``--fused-footprint`` asked for, if any."""
+    if burst is not None:
+        accelerator = replace(accelerator, burst_bytes=burst)
+    if fused_footprint is not None:
+        accelerator = replace(accelerator, fused_liveness=fused_footprint == "liveness")
+    return accelerator
 
 
 def _options(args: argparse.Namespace) -> SolverOptions:
@@ -555,7 +567,7 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
     except ImportError as exc:
         raise InputError([f"compress needs the 'prune' extra (pip install -e '.[prune]'): {exc}"]) from None
 
-    accelerator = _with_burst(load_accelerator(_accelerator_path(args.accelerator)), args.burst)
+    accelerator = _with_burst(load_accelerator(_accelerator_path(args.accelerator)), args.burst, args.fused_footprint)
     check_folder("--out", args.out)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise InputError([f"--checkpoint: {str(args.checkpoint)!r} is not a file"])

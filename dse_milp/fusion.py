@@ -171,8 +171,53 @@ def weight_slice(layer: Layer) -> int:
     return layer.ng * layer.kh * layer.kw if layer.has_weights else 0
 
 
-def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool) -> GroupCost:
-    """The exact traffic and footprint of ``segment`` run as ``mapping`` (closed form per tile)."""
+def live_steps(segment: Segment) -> dict[str, tuple[int, int]]:
+    """The steps (positions of the group's layers, run in order) over which each tensor's slot
+    is live under liveness: an outside tensor from the tile's start to its last reader, a
+    layer's region from that layer to its last reader in the group (the last layer's: its
+    own step, after which it is written out)."""
+    last_read: dict[str, int] = {}
+    for i, layer in enumerate(segment.layers):
+        for tensor in layer.inputs:
+            last_read[tensor] = i
+    spans = {tensor: (0, last_read[tensor]) for tensor in segment.externals}
+    for i, layer in enumerate(segment.layers):
+        spans[layer.name] = (i, last_read.get(layer.name, i))
+    return spans
+
+
+def slot_footprint(
+    segment: Segment, slots: np.ndarray, copies: int, liveness: bool | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The input and output footprints (bits) of rows of slot sizes (columns: the outside
+    tensors, then the layers, in ``segment`` order). Without ``liveness`` (None) every slot is
+    held for the whole tile, ``copies`` times. With it, a slot is held over its
+    ``live_steps``, and only what crosses DRAM (outside tensors, the last layer's region) is
+    doubled; the footprint is the peak over the steps, of each kind on its own, or of both
+    together when they share a buffer (``liveness`` True: the two are then read at the step
+    where their sum peaks, the first such)."""
+    slots = np.asarray(slots, dtype=np.int64)
+    outside = len(segment.externals)
+    if liveness is None:
+        return copies * slots[:, :outside].sum(axis=1), copies * slots[:, outside:].sum(axis=1)
+    steps = len(segment.layers)
+    spans = live_steps(segment)
+    tensors = (*segment.externals, *(layer.name for layer in segment.layers))
+    live = np.array([[spans[x][0] <= i <= spans[x][1] for i in range(steps)] for x in tensors], dtype=np.int64)
+    crossing = np.array([x in segment.externals or x == segment.last.name for x in tensors])
+    held = slots * np.where(crossing, copies, 1)
+    inputs, outputs = held[:, :outside] @ live[:outside], held[:, outside:] @ live[outside:]
+    if not liveness:
+        return inputs.max(axis=1), outputs.max(axis=1)
+    peak = np.argmax(inputs + outputs, axis=1)
+    rows = np.arange(len(slots))
+    return inputs[rows, peak], outputs[rows, peak]
+
+
+def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
+               liveness: bool | None = None) -> GroupCost:  # fmt: skip
+    """The exact traffic and footprint of ``segment`` run as ``mapping`` (closed form per tile);
+    ``liveness`` as ``Accelerator.liveness`` (``slot_footprint``)."""
     last = segment.shape(segment.last.name)
     row_tiles = [spans(segment, span, 0) for span in tile_bounds(last.height, mapping.rows)]
     col_tiles = [spans(segment, span, 1) for span in tile_bounds(last.width, mapping.cols)]
@@ -212,12 +257,15 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool) 
         (layer.weight_elements if layer.name in mapping.resident else weight_slice(layer)) * layer.precision.weight
         for layer in segment.layers
     )
+    slots = [largest(x) * segment.input_bits(x) for x in segment.externals]
+    slots += [largest(layer.name) * layer.precision.output for layer in segment.layers]
+    held_inputs, held_outputs = slot_footprint(segment, np.array([slots]), copies, liveness)
     return GroupCost(
         by_layer=by_layer,
         footprint={
-            Operand.INPUT: copies * sum(largest(x) * segment.input_bits(x) for x in segment.externals),
+            Operand.INPUT: int(held_inputs[0]),
             Operand.WEIGHT: copies * held_weights,
-            Operand.OUTPUT: copies * sum(largest(layer.name) * layer.precision.output for layer in segment.layers),
+            Operand.OUTPUT: int(held_outputs[0]),
         },
         tiles=tiles,
         extra_macs={layer.name: total(layer.name) * layer.macs_per_output - layer.macs for layer in segment.layers},
@@ -361,7 +409,7 @@ def coarsest_group(
     """
     grid = _group_grid(segment, accelerator, objectives)
     index = np.flatnonzero(grid.fits(accelerator))
-    mine = group_cost(segment, chosen, accelerator.double_buffering)
+    mine = group_cost(segment, chosen, accelerator.double_buffering, accelerator.liveness)
     ok = grid.traffic[index].sum(axis=1) == mine.traffic.total
     work = grid.work(index)
     for objective in objectives:
@@ -462,8 +510,9 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
         ],
         axis=-1,
     )
-    held_inputs = bilinear(np.where(external, channels * bits, 0), rows.largest, cols.largest)
-    held_outputs = bilinear(np.where(external, 0, channels * bits), rows.largest, cols.largest)
+    slots = (rows.largest[:, None, :] * cols.largest[None, :, :] * channels * bits).reshape(-1, len(tensors))
+    copies = 2 if accelerator.double_buffering else 1
+    held_inputs, held_outputs = slot_footprint(segment, slots, copies, accelerator.liveness)
     first_inputs = bilinear(np.where(external, channels * bits, 0), rows.first, cols.first)
     last_output = np.outer(rows.largest[:, -1], cols.largest[:, -1]).reshape(-1) * channels[-1] * bits[-1]
     tiles = np.outer(rows.trips, cols.trips).reshape(-1)
@@ -473,7 +522,6 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
     full = np.array([layer.weight_elements * layer.precision.weight for layer in weighted], dtype=np.int64)
     slices = np.array([weight_slice(layer) * layer.precision.weight for layer in weighted], dtype=np.int64)
     streamed = int(slices.sum())  # what the weights hold with none resident
-    copies = 2 if accelerator.double_buffering else 1
     holder = next((b for b in accelerator.buffers if Operand.WEIGHT in b.operands), None)
     others = np.zeros(len(tiles), dtype=np.int64)
     if holder is not None and Operand.INPUT in holder.operands and accelerator.split is None:
@@ -481,7 +529,8 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
     if holder is not None and Operand.OUTPUT in holder.operands and accelerator.split is None:
         others = others + held_outputs
     caps = _budgets(accelerator)
-    budget = np.array([cap // copies for cap in caps], dtype=np.int64)[:, None] - others - streamed  # (caps, tiles)
+    budget = np.array(caps, dtype=np.int64)[:, None] - others  # (caps, tiles): bits the weights may hold
+    budget = budget // copies - streamed
     residency = Residency.of([layer.name for layer in weighted], full, full - slices, int(budget.max(initial=0)))
 
     points = [np.stack([np.broadcast_to(np.arange(len(tiles)), budget.shape), residency.step(budget)], -1)]
@@ -512,7 +561,7 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
         col=col[t],
         step=step,
         traffic=np.column_stack([input_read[t], weight_read, np.full(len(t), output_write), zeros, zeros]),
-        footprint=copies * np.column_stack([held_inputs[t], held_weights, held_outputs[t]]),
+        footprint=np.column_stack([held_inputs[t], copies * held_weights, held_outputs[t]]),
         extra=extra_by_layer[t],
         exposed=first_inputs[t] + last_output[t] + held_weights,
         tiles=tiles[t],

@@ -150,7 +150,7 @@ class SearchSpace:
             key = ("group", group, mapping, tuple(design.sizes.values()))
             if key not in self._memo:
                 segment = Segment.of(self.network, *group)
-                c = group_cost(segment, mapping, acc.double_buffering)
+                c = group_cost(segment, mapping, acc.double_buffering, acc.liveness)
                 self._memo[key] = group_objective(self.objective, acc, segment, c)
             total += self._memo[key]
         return total
@@ -181,7 +181,7 @@ class SearchSpace:
         """Drop resident weights (largest first), then halve the tile, until the group fits."""
         segment = Segment.of(self.network, *key)
         weights = {layer.name: layer.weight_elements for layer in segment.layers}
-        while not acc.holds(group_cost(segment, mapping, acc.double_buffering).footprint):
+        while not acc.holds(group_cost(segment, mapping, acc.double_buffering, acc.liveness).footprint):
             if mapping.resident:
                 heaviest = max(mapping.resident, key=lambda n: (weights[n], n))
                 mapping = GroupMapping(mapping.rows, mapping.cols, mapping.resident - {heaviest})

@@ -219,6 +219,7 @@ class AcceleratorSpec(_Spec):
     double_buffering: StrictBool = False
     accumulators: Literal["array", "buffer"] = "array"
     levels: Literal["per-operand", "innermost"] = "per-operand"
+    fused_footprint: Literal["sum", "liveness"] = "sum"
     dram_bandwidth: Bandwidth
     dram: DramSpec = DramSpec()
     clock_mhz: Megahertz
@@ -580,6 +581,7 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
         accumulators=Accumulators(spec.accumulators),
         operand_levels=spec.levels == "per-operand",
         burst_bytes=spec.dram.burst,
+        fused_liveness=spec.fused_footprint == "liveness",
     )
 
 

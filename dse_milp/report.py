@@ -174,6 +174,7 @@ def solution_record(solution: Solution) -> dict[str, Any]:
             "burst_efficiency": None if moved is None else (total / moved if moved else 1.0),
         },
         "burst_bytes": burst,
+        "fused_footprint": "liveness" if solution.accelerator.fused_liveness else "sum",
         "layout": solution.layout,
         "tensor_layouts": {tensor: str(x) for tensor, x in solution.layouts.items()},
         "layers": [

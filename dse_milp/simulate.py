@@ -188,13 +188,16 @@ def simulate(
     return Walk(traffic, held, (first_load or 0) + last_store, Traffic(**bursts) if layouts is not None else None)
 
 
-def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bool = False) -> GroupCost:
+def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bool = False,
+                   liveness: bool | None = None) -> GroupCost:  # fmt: skip
     """Walk a fused group tile by tile, finding every region from explicit sets of elements.
 
     For each tile of the last layer's output, the (row, column) elements each
     layer must produce are collected backwards by enumerating, for every needed
     output element, the input elements its kernel window touches. Each tensor
-    then holds the smallest rectangle covering what it must provide.
+    then holds the smallest rectangle covering what it must provide. With ``liveness``
+    (see ``Accelerator.liveness``), the slots are allocated and freed as the layers run
+    (``_allocate``).
     """
     last = segment.shape(segment.last.name)
     copies = 2 if double_buffering else 1
@@ -232,17 +235,48 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
         for layer in segment.layers
         if layer.has_weights
     )
+    slot = {x: largest[x] * segment.input_bits(x) for x in segment.externals}
+    slot |= {layer.name: largest[layer.name] * layer.precision.output for layer in segment.layers}
+    if liveness is None:
+        held_inputs = copies * sum(slot[x] for x in segment.externals)
+        held_outputs = copies * sum(slot[layer.name] for layer in segment.layers)
+    else:
+        held_inputs, held_outputs = _allocate(segment, slot, copies, shared=liveness)
     return GroupCost(
         by_layer={name: Traffic(**counts) for name, counts in reads.items()},
         footprint={
-            Operand.INPUT: copies * sum(largest[x] * segment.input_bits(x) for x in segment.externals),
+            Operand.INPUT: held_inputs,
             Operand.WEIGHT: copies * held_weights,
-            Operand.OUTPUT: copies * sum(largest[layer.name] * layer.precision.output for layer in segment.layers),
+            Operand.OUTPUT: held_outputs,
         },
         tiles=tiles,
         extra_macs={layer.name: computed[layer.name] - layer.macs for layer in segment.layers},
         exposed=(first_inputs or 0) + held_weights + largest[segment.last.name] * segment.last.precision.output,
     )
+
+
+def _allocate(segment: Segment, slot: dict[str, int], copies: int, shared: bool) -> tuple[int, int]:
+    """Run one tile's layers in order, allocating and freeing slots: the outside tensors when
+    the tile starts, each layer's region when it runs; a slot is freed once no later layer of
+    the group reads it (the last layer's once it is written out). Double buffering doubles
+    the slots that cross DRAM. Returns the input and output bits held at the peak: of each
+    kind on its own, or (``shared``) of both together, at the first step their sum peaks."""
+    name = {layer.name for layer in segment.layers}
+    doubled = {x: copies if x not in name or x == segment.last.name else 1 for x in slot}
+    live = {x for x in slot if x not in name}  # the outside tensors, loaded as the tile starts
+    peaks = {"input": 0, "output": 0}
+    best_sum = -1
+    for i, layer in enumerate(segment.layers):
+        live.add(layer.name)
+        inputs = sum(slot[x] * doubled[x] for x in live if x not in name)
+        outputs = sum(slot[x] * doubled[x] for x in live if x in name)
+        if shared and inputs + outputs > best_sum:
+            best_sum, peaks = inputs + outputs, {"input": inputs, "output": outputs}
+        elif not shared:
+            peaks = {"input": max(peaks["input"], inputs), "output": max(peaks["output"], outputs)}
+        later = segment.layers[i + 1 :]
+        live = {x for x in live if any(x in reader.inputs for reader in later)}
+    return peaks["input"], peaks["output"]
 
 
 def _regions(segment: Segment, rows: range, cols: range) -> dict[str, tuple[range, range]]:

@@ -147,7 +147,8 @@ def best_group_cost(segment, accelerator: Accelerator, objective: Objective = Ob
     for rows in range(1, last.height + 1):
         for cols in range(1, last.width + 1):
             for resident in residency_choices(segment):
-                c = group_cost(segment, GroupMapping(rows, cols, resident), accelerator.double_buffering)
+                c = group_cost(segment, GroupMapping(rows, cols, resident), accelerator.double_buffering,
+                               accelerator.liveness)  # fmt: skip
                 if any(sum(c.footprint[op] for op in b.operands) > 8 * b.capacity_bytes for b in accelerator.buffers):
                     continue
                 value = group_objective(objective, accelerator, segment, c)

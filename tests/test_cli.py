@@ -503,6 +503,22 @@ def test_fusion_of_any_length_is_the_whole_network_as_the_limit(tmp_path, spelli
     assert every["totals"]["dram_bytes"] <= six["totals"]["dram_bytes"]
 
 
+def test_liveness_from_the_command_line_or_the_accelerator_file(tmp_path):
+    """``--fused-footprint liveness`` and ``fused_footprint: liveness`` in the accelerator file
+    give the same answer, which moves no more than holding every slot."""
+    args = (str(NETWORK), "--fusion", "6", "--burst", "1")
+    held = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], name="sum.json")
+    live = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], "--fused-footprint", "liveness", name="live.json")
+    spec = yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8")) | {"fused_footprint": "liveness"}
+    path = tmp_path / "live.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    declared = solve(tmp_path, args[0], str(path), *args[1:], name="declared.json")
+    assert held["fused_footprint"] == "sum" and live["fused_footprint"] == declared["fused_footprint"] == "liveness"
+    assert live["totals"] == declared["totals"]
+    assert live["totals"]["dram_bytes"] <= held["totals"]["dram_bytes"]
+    assert all(group["footprint_bytes"] <= 32 * 1024 for group in live["groups"])
+
+
 def test_a_bad_fusion_depth_names_every_spelling(capsys):
     assert main(["solve", str(NETWORK), str(ACCELERATOR), "--fusion", "deep"]) == EXIT_INPUT
     err = capsys.readouterr().err.strip()

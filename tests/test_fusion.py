@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -22,7 +23,7 @@ from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
 from dse_milp.solve import build_problem, segments, solve
 from dse_milp.solvers import Status
-from dse_milp.workload import Network
+from dse_milp.workload import Network, Operand
 from tests.brute_force import best_fused_network_cost, residency_choices
 from tests.layers import TINY_NETWORK, random_network_spec
 
@@ -44,16 +45,46 @@ def every_group_mapping(segment: Segment) -> list[GroupMapping]:
     ]
 
 
-def test_group_closed_form_matches_simulation():
+@pytest.mark.parametrize("liveness", [None, False, True])
+def test_group_closed_form_matches_simulation(liveness: bool | None):
+    """Without liveness (None), and with it for separate (False) or shared (True) input and
+    output buffers: the closed form against the walk that allocates and frees every slot."""
     rng = random.Random(7)
-    checked = 0
+    checked = smaller = 0
     for network in random_networks(150, seed=1):
         for segment in segments(network, 6):
             for mapping in rng.sample(every_group_mapping(segment), k=min(6, len(every_group_mapping(segment)))):
                 double = rng.random() < 0.5
-                assert group_cost(segment, mapping, double) == simulate_group(segment, mapping, double)
+                cost = group_cost(segment, mapping, double, liveness)
+                assert cost == simulate_group(segment, mapping, double, liveness)
                 checked += 1
+                smaller += sum(cost.footprint.values()) < sum(group_cost(segment, mapping, double).footprint.values())
     assert checked > 500
+    assert liveness is None or smaller > 100
+
+
+def test_liveness_frees_a_chain_s_regions_after_their_reader():
+    """Three 1x1 convs in a chain over 2x2 maps of 4 channels, one tile: the sum holds every
+    region (input 16, three outputs of 16 = 64 bytes); with liveness the peak is two
+    regions at a time (32 bytes), the input and conv1's output, then conv1's and conv2's...
+    and double buffering doubles the input and the last output only."""
+    spec = {
+        "name": "chain",
+        "input": {"channels": 4, "height": 2, "width": 2},
+        "layers": [
+            {"name": f"c{i}", "kind": "conv2d", "in_channels": 4, "out_channels": 4, "kernel": 1} for i in range(3)
+        ],
+    }
+    segment = Segment(parse_network(spec), 0, 3)
+    mapping = GroupMapping(2, 2, frozenset())
+    total = group_cost(segment, mapping, False).footprint
+    assert (total[Operand.INPUT], total[Operand.OUTPUT]) == (16 * 8, 48 * 8)
+    shared = group_cost(segment, mapping, False, True).footprint
+    assert shared[Operand.INPUT] + shared[Operand.OUTPUT] == 32 * 8  # step 0: input + c0
+    separate = group_cost(segment, mapping, False, False).footprint
+    assert (separate[Operand.INPUT], separate[Operand.OUTPUT]) == (16 * 8, 32 * 8)  # c0 + c1, then c1 + c2
+    double = group_cost(segment, mapping, True, False).footprint
+    assert (double[Operand.INPUT], double[Operand.OUTPUT]) == (32 * 8, 48 * 8)  # c1 + 2 x c2
 
 
 def test_residual_block_group_reads_the_skip_tensor_once_per_tile():
@@ -88,20 +119,22 @@ def _keys(segment: Segment, accelerator: Accelerator, objectives: tuple[Objectiv
 
 
 @pytest.mark.parametrize(
-    ("separate", "objectives"),
-    [(False, (Objective.ENERGY,)), (True, (Objective.LATENCY, Objective.DRAM)), (False, (Objective.DRAM,)),
-     (False, (Objective.LATENCY, Objective.DRAM))],
+    ("separate", "objectives", "liveness"),
+    [(False, (Objective.ENERGY,), False), (True, (Objective.LATENCY, Objective.DRAM), False),
+     (False, (Objective.DRAM,), False), (False, (Objective.LATENCY, Objective.DRAM), False),
+     (False, (Objective.DRAM,), True), (True, (Objective.LATENCY, Objective.DRAM), True)],
 )  # fmt: skip
-def test_group_candidates_equal_exhaustive_search(separate: bool, objectives: tuple[Objective, ...]):
+def test_group_candidates_equal_exhaustive_search(separate: bool, objectives: tuple[Objective, ...], liveness: bool):
     rng = random.Random(3)
     compared = 0
     for network in random_networks(60, seed=2):
         for segment in segments(network, longest=4):
             capacity = rng.randint(16, 600)
             buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
-            accelerator = Accelerator("a", buffers, rng.random() < 0.5, 4.0, 100.0, 8, ENERGY)
+            accelerator = Accelerator("a", buffers, rng.random() < 0.5, 4.0, 100.0, 8, ENERGY, fused_liveness=liveness)
             cands = generate_group(segment, accelerator, objectives)
-            costs = [group_cost(segment, m, accelerator.double_buffering) for m in every_group_mapping(segment)]
+            costs = [group_cost(segment, m, accelerator.double_buffering, accelerator.liveness)
+                     for m in every_group_mapping(segment)]  # fmt: skip
             fitting = [
                 c
                 for c in costs
@@ -111,7 +144,8 @@ def test_group_candidates_equal_exhaustive_search(separate: bool, objectives: tu
                 assert len(cands) == 0
                 continue
             compared += 1
-            found = [group_cost(segment, mapping, accelerator.double_buffering) for mapping in cands.mappings]
+            found = [group_cost(segment, mapping, accelerator.double_buffering, accelerator.liveness)
+                     for mapping in cands.mappings]  # fmt: skip
             for k, cost in enumerate(found):
                 assert tuple(cands.traffic[k]) == tuple(getattr(cost.traffic, f) for f in TRAFFIC_FIELDS)
                 assert list(cands.footprint[k]) == list(cost.footprint.values())
@@ -180,6 +214,19 @@ def test_joint_optimum_equals_brute_force_over_segmentations(seed: int):
         solution = solve(network, accelerator, objective, solver, fusion=4)
         assert solution.result.status is Status.OPTIMAL
         assert solution.result.objective == pytest.approx(expected, rel=1e-9), solver
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_joint_optimum_with_liveness_equals_brute_force_over_segmentations(seed: int):
+    network, accelerator = random_fusion_instance(seed)
+    accelerator = replace(accelerator, fused_liveness=True)
+    objective = [Objective.DRAM, Objective.LATENCY][seed % 2]
+    expected = best_fused_network_cost(network, accelerator, objective, longest=4)
+    solution = solve(network, accelerator, objective, fusion=4)
+    assert solution.result.status is Status.OPTIMAL
+    assert solution.result.objective == pytest.approx(expected, rel=1e-9)
+    assert solution.result.objective <= solve(network, replace(accelerator, fused_liveness=False), objective,
+                                              fusion=4).result.objective * (1 + 1e-9)  # fmt: skip
 
 
 def test_fusion_helps_on_some_random_instances():
