@@ -5,7 +5,9 @@
 First table: every MLPerf Tiny model on the 256 KiB NPU with groups of any length
 (``--fusion all``), against its floor (every weight, the network input and the final
 output, each moved once). Second table: how the time grows with the group length limit,
-on MobileNetV1-0.25 at 256 KiB and ResNet-50 on the free-split 128 KiB NPU. Every solve
+on MobileNetV1-0.25 at 256 KiB and ResNet-50 on the free-split 128 KiB NPU. Third
+table: groups of any length with every slot held for the whole tile (sum, the default)
+and with liveness (``fused_footprint: liveness``), where buffers are tight. Every solve
 runs in its own process (HiGHS, one thread), so that its peak memory is its own; the
 time is the solve's, in-process (candidates, build, solve, prices), without interpreter
 start-up. ``--burst 1`` (the default) counts bytes; ``--burst 0`` keeps each
@@ -20,15 +22,24 @@ import os
 import platform
 import resource
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("tiny_resnet8", "tiny_dscnn", "tiny_mobilenet_v1_025", "tiny_fc_autoencoder")
 GROWTH = (("tiny_mobilenet_v1_025", "npu_256k"), ("resnet50", "npu_128k_split"))
+LIVENESS = (
+    ("tiny_mobilenet_v1_025", "npu_32k"),
+    ("tiny_mobilenet_v1_025", "npu_64k"),
+    ("tiny_resnet8", "npu_32k"),
+    ("tiny_dscnn", "npu_32k"),
+    ("mobilenet_v2", "npu_128k"),
+    ("resnet50", "npu_128k"),
+)
 
 
-def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int) -> dict:
+def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int, liveness: bool = False) -> dict:
     from dse_milp.loader import load_accelerator, load_network
     from dse_milp.solve import solve
 
@@ -36,6 +47,7 @@ def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int
     accelerator = load_accelerator(ROOT / "instances" / "accelerators" / f"{accelerator_name}.yaml")
     if burst:
         accelerator = replace(accelerator, burst_bytes=burst)
+    accelerator = replace(accelerator, fused_liveness=liveness)
     start = time.perf_counter()
     s = solve(network, accelerator, fusion=len(network.layers) if depth is None else depth)
     seconds = time.perf_counter() - start
@@ -55,9 +67,10 @@ def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int
     }
 
 
-def measure(network: str, accelerator: str, depth: int | None, burst: int) -> dict:
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(_run, (network, accelerator, depth, burst))
+def measure(network: str, accelerator: str, depth: int | None, burst: int, liveness: bool = False) -> dict:
+    """``_run`` in a fresh process of its own (its peak memory is then the solve's)."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run, network, accelerator, depth, burst, liveness).result()
 
 
 def main() -> None:
@@ -87,6 +100,15 @@ def main() -> None:
             moved = "-" if r["moved"] is None else f"{r['moved']:,.0f}"
             print(f"| {network}@{accelerator} | {depth} | {r['groups']} | {r['longest']} | {r['dram']:,.0f} "
                   f"| {moved} | {r['status']} | {r['seconds']:.2f} | {r['peak_mib']:.0f} |")  # fmt: skip
+
+    print("\n| instance, --fusion all | DRAM bytes, sum | DRAM bytes, liveness | liveness / sum "
+          "| groups (sum, liveness) | s (sum, liveness) |")  # fmt: skip
+    print("|---|---:|---:|---:|---|---|")
+    for network, accelerator in LIVENESS:
+        held, live = (measure(network, accelerator, None, args.burst, flag) for flag in (False, True))
+        ratio = live["dram"] / held["dram"]
+        print(f"| {network}@{accelerator} | {held['dram']:,.0f} | {live['dram']:,.0f} | {ratio:.3f} "
+              f"| {held['groups']}, {live['groups']} | {held['seconds']:.1f}, {live['seconds']:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

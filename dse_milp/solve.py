@@ -19,7 +19,7 @@ from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutio
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group, group_objective
 from dse_milp.layouts import AUTO, NCHW, Layout, Layouts
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
-from dse_milp.solvers.fixing import fix_by_reduced_cost
+from dse_milp.solvers.fixing import fix_by_reduced_cost, one_layout_bound
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic, exposed, tile_count
 from dse_milp.workload import NETWORK_INPUT, Layer, Network
@@ -274,6 +274,8 @@ def solve(
 
     start = time.perf_counter()
     _stop_if_asked(options.deadline, f"before {solver} started")
+    if (bound := one_layout_bound(problem)) is not None:
+        fix_by_reduced_cost(model, bound, options.deadline)
     result = backend.solve(model, options)
     if result.status is Status.INFEASIBLE:
         raise InfeasibleError(infeasibility(problem))

@@ -71,3 +71,29 @@ def test_fixing_closes_what_cannot_tie():
     assert fix_by_reduced_cost(m, 3.0) >= 3
     assert [m.x[0, k].ub for k in range(3)] == [1, 0, 0]
     assert m.x[1, 0].ub == 1 and m.x[1, 1].ub == 1 and m.x[1, 2].ub == 0
+
+
+def test_one_layout_bounds_the_optimum_and_fixing_against_it_keeps_the_answer(monkeypatch):
+    """With layouts to choose, one layout for every tensor is a solution, so its cost bounds
+    the optimum; fixing against it before the first solve changes nothing in the answer."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    import dse_milp.solve as solve_module
+    from dse_milp.burst_candidates import AUTO_LAYOUTS
+    from dse_milp.cost import Objective
+    from dse_milp.loader import load_accelerator, load_network
+    from dse_milp.solvers.fixing import one_layout_bound
+
+    root = Path(__file__).resolve().parent.parent
+    network = load_network(root / "instances" / "networks" / "tiny_resnet8.yaml")
+    accelerator = replace(load_accelerator(root / "instances" / "accelerators" / "npu_32k.yaml"), burst_bytes=64)
+    problem = solve_module.build_problem(network, accelerator, (Objective.DRAM,), layouts=AUTO_LAYOUTS)
+    bound = one_layout_bound(problem)
+    fixed = solve_module.solve(network, accelerator, fusion=3)
+    assert bound is not None and fixed.result.objective <= bound
+    monkeypatch.setattr(solve_module, "one_layout_bound", lambda problem: None)
+    free = solve_module.solve(network, accelerator, fusion=3)
+    assert [r.mapping for r in free.layers] == [r.mapping for r in fixed.layers]
+    assert free.layouts == fixed.layouts and free.result.objective == fixed.result.objective
+    assert one_layout_bound(replace(problem, layouts=())) is None
