@@ -10,13 +10,22 @@ from dataclasses import dataclass, field, replace
 from dse_milp.accelerator import Accelerator, sized
 from dse_milp.burst_candidates import AUTO_LAYOUTS, group_in_bursts, layer_in_bursts, pairs
 from dse_milp.bursts import group_bursts, layer_bursts
-from dse_milp.candidates import fewest_tiles, generate
+from dse_milp.candidates import fewest_tiles, generate, shape_of
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, ranked_by_objectives
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
-from dse_milp.fusion import GroupCost, GroupMapping, Segment, coarsest_group, fusible, generate_group, group_objective
+from dse_milp.fusion import (
+    GroupCandidates,
+    GroupCost,
+    GroupMapping,
+    Segment,
+    coarsest_group,
+    fusible,
+    generate_group,
+    group_objective,
+)
 from dse_milp.layouts import AUTO, NCHW, Layout, Layouts
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
 from dse_milp.solvers.fixing import fix_by_reduced_cost, one_layout_bound
@@ -182,6 +191,35 @@ def segments(network: Network, longest: int) -> list[Segment]:
     ]
 
 
+def _signature(segment: Segment) -> tuple:
+    """What a fused group's candidates depend on, without names: each layer's shape, where
+    each of its inputs comes from (a layer of the group, by position, or an outside tensor,
+    by position among them) and whether it takes its weights from a tensor, and the outside
+    tensors' shapes. Groups of the same signature (a chain of identical blocks) share their
+    candidates, renamed (``_renamed``)."""
+    position = {layer.name: i for i, layer in enumerate(segment.layers)}
+    outside = {x: i for i, x in enumerate(segment.externals)}
+
+    def source(tensor: str) -> tuple[str, int]:
+        return ("in", position[tensor]) if tensor in position else ("out", outside[tensor])
+
+    layers = tuple(
+        (shape_of(layer), tuple(source(x) for x in layer.inputs), layer.weight_from is not None)
+        for layer in segment.layers
+    )
+    return layers, tuple(segment.shape(x) for x in segment.externals)
+
+
+def _renamed(cands: GroupCandidates, segment: Segment) -> GroupCandidates:
+    """``cands`` (of a group of the same signature) for ``segment``: its resident layers named
+    by their positions in ``segment``."""
+    if cands.segment == segment:
+        return cands
+    names = {old.name: new.name for old, new in zip(cands.segment.layers, segment.layers, strict=True)}
+    mappings = tuple(replace(m, resident=frozenset(names[n] for n in m.resident)) for m in cands.mappings)
+    return replace(cands, segment=segment, mappings=mappings)
+
+
 def build_problem(
     network: Network,
     accelerator: Accelerator,
@@ -216,13 +254,13 @@ def build_problem(
     groups = {}
     for segment in segments(network, fusion):
         _stop_if_asked(deadline, "while generating candidates")
-        key = (segment.layers, tuple(segment.shape(x) for x in segment.externals), accelerator, objectives)
+        key = (_signature(segment), accelerator, objectives)
         if key not in cache:
             cache[key] = generate_group(segment, accelerator, objectives)
         if layouts and (*key, layouts) not in cache:
-            plain = replace(cache[key], segment=segment)
+            plain = _renamed(cache[key], segment)
             cache[*key, layouts] = group_in_bursts(plain, accelerator, objectives, pairs(layouts))
-        cands = replace(cache[(*key, layouts) if layouts else key], segment=segment)
+        cands = _renamed(cache[(*key, layouts) if layouts else key], segment)
         if len(cands):
             groups[segment.layers[0].name, segment.last.name] = cands
     problem = MappingProblem(network, accelerator, candidates, objectives, groups, layouts)

@@ -160,8 +160,17 @@ class Network:
         return {layer.name: layer for layer in self.layers}
 
     def consumers(self, name: str) -> list[Layer]:
-        """Layers that read ``name`` as an input or as their weight operand."""
-        return [layer for layer in self.layers if name in layer.inputs or layer.weight_from == name]
+        """Layers that read ``name`` as an input or as their weight operand, in layer order."""
+        return list(self._readers.get(name, ()))
+
+    @cached_property
+    def _readers(self) -> dict[str, tuple[Layer, ...]]:
+        """Every tensor's readers, found in one pass over the layers."""
+        readers: dict[str, list[Layer]] = {}
+        for layer in self.layers:
+            for tensor in dict.fromkeys((*layer.inputs, *((layer.weight_from,) if layer.weight_from else ()))):
+                readers.setdefault(tensor, []).append(layer)
+        return {tensor: tuple(found) for tensor, found in readers.items()}
 
     @property
     def macs(self) -> int:

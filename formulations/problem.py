@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -57,5 +58,14 @@ class MappingProblem:
         }
 
     def covering(self, layer: str) -> list[GroupKey]:
-        """The fused groups that contain ``layer``."""
-        return [key for key, cands in self.groups.items() if layer in cands.segment.names]
+        """The fused groups that contain ``layer`` (in the order of ``groups``)."""
+        return self._covering.get(layer, [])
+
+    @cached_property
+    def _covering(self) -> dict[str, list[GroupKey]]:
+        """Every layer's covering groups, found in one pass over the groups."""
+        index: dict[str, list[GroupKey]] = {}
+        for key, cands in self.groups.items():
+            for layer in cands.segment.layers:
+                index.setdefault(layer.name, []).append(key)
+        return index

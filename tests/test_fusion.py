@@ -251,3 +251,27 @@ def test_fusion_off_or_impossible_is_the_core_program():
         assert fused.dram_bytes == core.dram_bytes and not fused.groups
     roomy_core, roomy_fused = solve(network, roomy), solve(network, roomy, fusion=0)
     assert [r.mapping for r in roomy_fused.layers] == [r.mapping for r in roomy_core.layers]
+
+
+def test_groups_of_the_same_shapes_share_their_candidates_renamed():
+    """A chain of identical convolutions and a residual network: every group's candidates in
+    the program (shared between groups of the same signature) equal those generated for
+    that group alone, resident layers named as its own."""
+    chain = {
+        "name": "chain",
+        "input": {"channels": 4, "height": 6, "width": 6},
+        "layers": [
+            {"name": f"c{i}", "kind": "conv2d", "in_channels": 4, "out_channels": 4, "kernel": 3, "padding": 1}
+            for i in range(7)
+        ],
+    }
+    accelerator = Accelerator("a", unified_buffer(700), False, 4.0, 100.0, 8, ENERGY)
+    shared = 0
+    for network in (parse_network(chain), parse_network(TINY_NETWORK)):
+        problem = build_problem(network, accelerator, (Objective.DRAM,), fusion=3)
+        for (first, last), cands in problem.groups.items():
+            alone = generate_group(Segment.of(network, first, last), accelerator)
+            assert cands.mappings == alone.mappings
+            assert (cands.traffic == alone.traffic).all() and (cands.footprint == alone.footprint).all()
+            shared += cands.segment.layers[0].name != "c0" and any(m.resident for m in cands.mappings)
+    assert shared > 3
