@@ -451,9 +451,6 @@ class _GroupGrid:
         macs, operand_bytes = _work(self.segment, self.extra[index])
         return self.traffic[index].sum(axis=1), macs, operand_bytes, self.exposed[index]
 
-    def resident(self, index: int) -> frozenset[str]:
-        return self.residency.subset(int(self.step[index]))
-
     def candidates(self, keep: np.ndarray) -> GroupCandidates:
         row_tiles, col_tiles = self.rows.tile[self.row[keep]], self.cols.tile[self.col[keep]]
         sets = {int(c): self.residency.subset(int(c)) for c in np.unique(self.step[keep])}
