@@ -211,7 +211,7 @@ def _compress_parser(commands: argparse._SubParsersAction) -> None:
     compress.add_argument(
         "--accelerator", required=True, metavar="ACCEL", help="accelerator YAML file, or a bundled name (npu-32k)"
     )
-    _burst_option(compress)
+    _accelerator_options(compress)
     _solver_options(compress)
     compress.add_argument(
         "--data",
@@ -296,11 +296,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help="NETWORK.yaml ACCELERATOR.yaml, or the name of a suite entry (e.g. resnet50@npu-128k)",
     )
     parser.add_argument("--suite", type=Path, default=BUNDLED_SUITE, help="suite file for entry names")
-    _burst_option(parser)
+    _accelerator_options(parser)
     _solver_options(parser)
 
 
-def _burst_option(parser: argparse.ArgumentParser) -> None:
+def _accelerator_options(parser: argparse.ArgumentParser) -> None:
+    """What the command line may change of an accelerator file (``_with_overrides``)."""
     parser.add_argument(
         "--fused-footprint",
         choices=["sum", "liveness"],
@@ -393,10 +394,10 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
         raise InputError(problems)
     if getattr(args, "fusion", 0) == ALL_LAYERS:
         args.fusion = len(network.layers)
-    return network, _with_burst(accelerator, args.burst, args.fused_footprint)
+    return network, _with_overrides(accelerator, args.burst, args.fused_footprint)
 
 
-def _with_burst(accelerator: Accelerator, burst: int | None, fused_footprint: str | None = None) -> Accelerator:
+def _with_overrides(accelerator: Accelerator, burst: int | None, fused_footprint: str | None = None) -> Accelerator:
     """``accelerator`` with the DRAM burst ``--burst`` and the ``--fused-footprint`` asked for, if any."""
     if burst is not None:
         accelerator = replace(accelerator, burst_bytes=burst)
@@ -567,7 +568,8 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
     except ImportError as exc:
         raise InputError([f"compress needs the 'prune' extra (pip install -e '.[prune]'): {exc}"]) from None
 
-    accelerator = _with_burst(load_accelerator(_accelerator_path(args.accelerator)), args.burst, args.fused_footprint)
+    declared = load_accelerator(_accelerator_path(args.accelerator))
+    accelerator = _with_overrides(declared, args.burst, args.fused_footprint)
     check_folder("--out", args.out)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise InputError([f"--checkpoint: {str(args.checkpoint)!r} is not a file"])

@@ -575,7 +575,7 @@ def _latency_points(accelerator: Accelerator, residency: Residency, limit: np.nd
     i* - 1 (h side) or on the run of points from i* with g = g(i*), whose last point moves the
     least; both are returned, clipped to each budget's last point ``limit`` (the staircase
     point of ``limit`` is a candidate anyway). Found by bisection, for every tile at once."""
-    stairs = np.flatnonzero(np.concatenate([[True], residency.best[1:] != residency.best[:-1]]))
+    stairs = residency.corners()
     more, saved = residency.least[stairs], residency.best[stairs]
     compute = np.ceil(macs / accelerator.macs)
     bandwidth = accelerator.dram_bandwidth

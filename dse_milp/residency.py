@@ -36,8 +36,6 @@ class Residency:
     of a set with that A; the sets themselves are recovered by ``subset``."""
 
     names: tuple[str, ...]
-    value: np.ndarray
-    """a_j: bits of each layer's weights."""
     size: np.ndarray
     """b_j: bits a layer's weights hold beyond the slice it holds streamed."""
     unit: int
@@ -69,9 +67,11 @@ class Residency:
             better = with_j > best[b:]
             taken[j, b:] = better
             best[b:] = np.where(better, with_j, best[b:])
-        changes = np.concatenate([[True], best[1:] != best[:-1]])
-        least = np.maximum.accumulate(np.where(changes, np.arange(steps + 1), 0)) * unit
-        return Residency(tuple(names), value, size, unit, best, least, taken)
+        corners = _corners(best)
+        corner = np.zeros(steps + 1, dtype=np.int64)
+        corner[corners] = corners
+        least = np.maximum.accumulate(corner) * unit  # the last corner at or below each budget
+        return Residency(tuple(names), size, unit, best, least, taken)
 
     def step(self, budget: np.ndarray) -> np.ndarray:
         """The budget index of each ``budget`` (bits; -1 where negative: nothing fits)."""
@@ -79,18 +79,16 @@ class Residency:
         index = np.minimum(np.floor_divide(np.maximum(budget, 0), self.unit), len(self.best) - 1)
         return np.where(budget < 0, -1, index)
 
-    def staircase(self) -> tuple[np.ndarray, np.ndarray]:
-        """(B, A) of the staircase's points, by increasing B (and A)."""
-        first = np.flatnonzero(np.concatenate([[True], self.best[1:] != self.best[:-1]]))
-        return self.least[first], self.best[first]
+    def corners(self) -> np.ndarray:
+        """Budget indices of the staircase's points (where the best A grows), increasing."""
+        return _corners(self.best)
 
     def hull(self) -> np.ndarray:
         """Budget indices of the staircase points on its upper concave hull in (B, A): the only
         ones a convex combination (the LP step, ``dse_milp.duals``) can need, since every
         measure of the group is affine in (A, B) for a fixed tile."""
-        steps = np.flatnonzero(np.concatenate([[True], self.best[1:] != self.best[:-1]]))
         hull: list[int] = []
-        for c in steps.tolist():
+        for c in self.corners().tolist():
             while len(hull) >= 2:
                 (b0, a0), (b1, a1) = ((int(self.least[h]), int(self.best[h])) for h in hull[-2:])
                 b2, a2 = int(self.least[c]), int(self.best[c])
@@ -113,3 +111,8 @@ class Residency:
                 chosen.append(self.names[j])
                 c -= int(self.size[j]) // self.unit
         return frozenset(chosen)
+
+
+def _corners(best: np.ndarray) -> np.ndarray:
+    """Indices where ``best`` changes (and 0): the staircase's points."""
+    return np.flatnonzero(np.concatenate([[True], best[1:] != best[:-1]]))
