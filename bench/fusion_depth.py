@@ -7,7 +7,9 @@ First table: every MLPerf Tiny model on the 256 KiB NPU with groups of any lengt
 output, each moved once). Second table: how the time grows with the group length limit,
 on MobileNetV1-0.25 at 256 KiB and ResNet-50 on the free-split 128 KiB NPU. Third
 table: groups of any length with every slot held for the whole tile (sum, the default)
-and with liveness (``fused_footprint: liveness``), where buffers are tight. Every solve
+and with liveness (``fused_footprint: liveness``), where buffers are tight. Fourth
+table: the same with the halo recomputed (the default) and with every halo mode allowed
+(``halo: any``: the program chooses, per group, what it caches). Every solve
 runs in its own process (HiGHS, one thread), so that its peak memory is its own; the
 time is the solve's, in-process (candidates, build, solve, prices), without interpreter
 start-up. ``--burst 1`` (the default) counts bytes; ``--burst 0`` keeps each
@@ -22,6 +24,7 @@ import os
 import platform
 import resource
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +42,9 @@ LIVENESS = (
 )
 
 
-def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int, liveness: bool = False) -> dict:
+def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int, liveness: bool = False,
+         halo: bool = False) -> dict:  # fmt: skip
+    from dse_milp.halo import Halo
     from dse_milp.loader import load_accelerator, load_network
     from dse_milp.solve import solve
 
@@ -47,7 +52,7 @@ def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int
     accelerator = load_accelerator(ROOT / "instances" / "accelerators" / f"{accelerator_name}.yaml")
     if burst:
         accelerator = replace(accelerator, burst_bytes=burst)
-    accelerator = replace(accelerator, fused_liveness=liveness)
+    accelerator = replace(accelerator, fused_liveness=liveness, halo=tuple(Halo) if halo else (Halo.RECOMPUTE,))
     start = time.perf_counter()
     s = solve(network, accelerator, fusion=len(network.layers) if depth is None else depth)
     seconds = time.perf_counter() - start
@@ -62,15 +67,19 @@ def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int
         "moved": s.moved_bytes,
         "floor": floor,
         "status": s.result.status.value,
+        "latency": s.latency_cycles,
+        "extra_macs": sum(sum(g.cost.extra_macs.values()) for g in s.groups),
+        "modes": dict(Counter(str(g.mapping.halo) for g in s.groups)),
         "seconds": seconds,
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def measure(network: str, accelerator: str, depth: int | None, burst: int, liveness: bool = False) -> dict:
+def measure(network: str, accelerator: str, depth: int | None, burst: int, liveness: bool = False,
+            halo: bool = False) -> dict:  # fmt: skip
     """``_run`` in a fresh process of its own (its peak memory is then the solve's)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run, network, accelerator, depth, burst, liveness).result()
+        return pool.submit(_run, network, accelerator, depth, burst, liveness, halo).result()
 
 
 def main() -> None:
@@ -109,6 +118,16 @@ def main() -> None:
         ratio = live["dram"] / held["dram"]
         print(f"| {network}@{accelerator} | {held['dram']:,.0f} | {live['dram']:,.0f} | {ratio:.3f} "
               f"| {held['groups']}, {live['groups']} | {held['seconds']:.1f}, {live['seconds']:.1f} |")  # fmt: skip
+
+    print("\n| instance, --fusion all | DRAM bytes, recompute | DRAM bytes, any | any / recompute "
+          "| extra MACs (recompute, any) | groups by mode, any | s (recompute, any) |")  # fmt: skip
+    print("|---|---:|---:|---:|---|---|---|")
+    for network, accelerator in LIVENESS:
+        plain, cached = (measure(network, accelerator, None, args.burst, False, flag) for flag in (False, True))
+        modes = ", ".join(f"{n} {mode}" for mode, n in sorted(cached["modes"].items()))
+        print(f"| {network}@{accelerator} | {plain['dram']:,.0f} | {cached['dram']:,.0f} "
+              f"| {cached['dram'] / plain['dram']:.3f} | {plain['extra_macs']:,}, {cached['extra_macs']:,} "
+              f"| {modes} | {plain['seconds']:.1f}, {cached['seconds']:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from dse_milp.halo import Halo
 from dse_milp.workload import Operand
 
 
@@ -73,6 +74,9 @@ class Accelerator:
     """Whether a fused group frees a feature map's slot after its last reader (the footprint is
     then the peak of the live slots, and double buffering doubles only what crosses DRAM), or
     holds every slot for the whole tile (the default)."""
+    halo: tuple[Halo, ...] = (Halo.RECOMPUTE,)
+    """The ways a fused group may handle the halo overlap between its tiles (``dse_milp.halo``);
+    the program chooses one per group. The default recomputes it."""
 
     @property
     def accumulate_in_buffer(self) -> bool:

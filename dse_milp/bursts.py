@@ -20,7 +20,10 @@ every transfer from its elements, sharing none of this.
 
 from __future__ import annotations
 
+import numpy as np
+
 from dse_milp.fusion import GroupMapping, Segment, spans, weight_slice
+from dse_milp.halo import fresh
 from dse_milp.layouts import Layout, Layouts, Span, input_spans
 from dse_milp.passes import tiled_pass_bursts
 from dse_milp.traffic import RELEVANT, Mapping, Traffic, block, refetch, spans_groups, tile_bounds, trip_counts
@@ -119,21 +122,28 @@ def _tile_sizes(extent: int, tile: int) -> list[tuple[int, int]]:
 
 def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burst_bytes: int) -> dict[str, Traffic]:
     """Bursts of a fused group by layer (as ``GroupCost.by_layer``): each outside tensor's
-    region, all channels, for every tile; the weights (resident: once; streamed: for every
-    tile, one output channel at a time, each packed from a burst boundary); the output's
-    region for every tile. The tensors it reads are in ``layouts.input``, its output in
-    ``layouts.output``."""
+    region, all channels, for every tile (only its fresh part along an axis whose halo is
+    cached); the weights (resident: once; streamed: for every tile, one output channel at a
+    time, each packed from a burst boundary); the output's region for every tile. The tensors
+    it reads are in ``layouts.input``, its output in ``layouts.output``."""
     last = segment.shape(segment.last.name)
     row_tiles = [spans(segment, span, 0) for span in tile_bounds(last.height, mapping.rows)]
     col_tiles = [spans(segment, span, 1) for span in tile_bounds(last.width, mapping.cols)]
     tiles = len(row_tiles) * len(col_tiles)
     size = 8 * burst_bytes
 
+    def moved(tensor: str, axis: int) -> tuple[tuple[Span, ...], ...]:
+        """Each tile's span of ``tensor`` along ``axis`` that crosses DRAM: the fresh part
+        when the halo is cached along it (``dse_milp.halo``), none if empty."""
+        ends = np.array([t[tensor] for t in (row_tiles if axis == 0 else col_tiles)], dtype=np.int64)
+        lo, hi = ends[:, 0], ends[:, 1]
+        start = fresh(lo, hi) if mapping.halo.caches(axis) else lo
+        return tuple(((a, b),) if b > a else () for a, b in zip(start.tolist(), hi.tolist(), strict=True))
+
     def regions(tensor: str, bits: int, layout: Layout) -> int:
         shape = segment.shape(tensor)
-        rows = tuple((r[tensor],) for r in row_tiles)
-        cols = tuple((c[tensor],) for c in col_tiles)
-        return tiled_pass_bursts(layout, shape, bits, burst_bytes, ((0, shape.channels),), rows, cols)
+        channels = ((0, shape.channels),)
+        return tiled_pass_bursts(layout, shape, bits, burst_bytes, channels, moved(tensor, 0), moved(tensor, 1))
 
     counts = {layer.name: Traffic() for layer in segment.layers}
     for tensor in segment.externals:

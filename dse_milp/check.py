@@ -82,6 +82,9 @@ def check_mappings(
         if not (1 <= mapping.rows <= out.height and 1 <= mapping.cols <= out.width):
             violations.append(f"group {first!r}..{last!r}: tile {mapping.rows}x{mapping.cols} not within {out}")
             continue
+        if mapping.halo not in accelerator.halo:
+            violations.append(f"group {first!r}..{last!r}: halo {mapping.halo} is not among the accelerator's modes")
+            continue
         for layer in segment.layers:
             runs[layer.name] += 1
         cost = group_cost(segment, mapping, accelerator.double_buffering, accelerator.liveness)

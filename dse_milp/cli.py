@@ -26,6 +26,7 @@ from rich.console import Console
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
+from dse_milp.halo import Halo, halo_modes
 from dse_milp.heuristics import METHODS
 from dse_milp.layouts import AUTO, NCHW, Layout
 from dse_milp.loader import burst_bytes, load_accelerator, load_network, load_suite
@@ -110,6 +111,13 @@ def _burst(text: str) -> int:
         return burst_bytes(int(text) if text.strip().isdigit() else text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _halo(text: str) -> tuple[Halo, ...]:
+    try:
+        return halo_modes([name.strip().lower() for name in text.split(",")])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (comma-separated)") from None
 
 
 def _layout(text: str) -> Layout | str:
@@ -311,6 +319,15 @@ def _accelerator_options(parser: argparse.ArgumentParser) -> None:
         "(default: as the accelerator declares, sum if it does not)",
     )
     parser.add_argument(
+        "--halo",
+        type=_halo,
+        default=None,
+        metavar="MODES",
+        help="how a fused group may handle the halo between its tiles, the program choosing one per group: "
+        "recompute, columns, rows (a line buffer), rows+columns, comma-separated, or any "
+        "(default: as the accelerator declares, recompute if it does not)",
+    )
+    parser.add_argument(
         "--burst",
         type=_burst,
         default=None,
@@ -394,15 +411,18 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
         raise InputError(problems)
     if getattr(args, "fusion", 0) == ALL_LAYERS:
         args.fusion = len(network.layers)
-    return network, _with_overrides(accelerator, args.burst, args.fused_footprint)
+    return network, _with_overrides(accelerator, args)
 
 
-def _with_overrides(accelerator: Accelerator, burst: int | None, fused_footprint: str | None = None) -> Accelerator:
-    """``accelerator`` with the DRAM burst ``--burst`` and the ``--fused-footprint`` asked for, if any."""
-    if burst is not None:
-        accelerator = replace(accelerator, burst_bytes=burst)
-    if fused_footprint is not None:
-        accelerator = replace(accelerator, fused_liveness=fused_footprint == "liveness")
+def _with_overrides(accelerator: Accelerator, args: argparse.Namespace) -> Accelerator:
+    """``accelerator`` with what ``_accelerator_options`` asked for, if anything: the DRAM burst,
+    the fused footprint and the halo modes."""
+    if args.burst is not None:
+        accelerator = replace(accelerator, burst_bytes=args.burst)
+    if args.fused_footprint is not None:
+        accelerator = replace(accelerator, fused_liveness=args.fused_footprint == "liveness")
+    if args.halo is not None:
+        accelerator = replace(accelerator, halo=args.halo)
     return accelerator
 
 
@@ -569,7 +589,7 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
         raise InputError([f"compress needs the 'prune' extra (pip install -e '.[prune]'): {exc}"]) from None
 
     declared = load_accelerator(_accelerator_path(args.accelerator))
-    accelerator = _with_overrides(declared, args.burst, args.fused_footprint)
+    accelerator = _with_overrides(declared, args)
     check_folder("--out", args.out)
     if args.checkpoint is not None and not args.checkpoint.is_file():
         raise InputError([f"--checkpoint: {str(args.checkpoint)!r} is not a file"])

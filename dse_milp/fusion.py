@@ -7,8 +7,9 @@ whose output rows ``[a, b)`` are needed needs input rows
 ``[a*S - P, (b-1)*S - P + K)`` (clipped to the tensor), and a tensor read by
 several layers of the group holds the smallest range covering what each needs.
 Every layer computes its whole region for every tile (the overlapping halo is
-recomputed, and the extra MACs are reported). The model is written out in
-docs/traffic_model.md, section 8; this module is its scalar reference.
+recomputed, and the extra MACs are reported), unless the group caches the
+halo along rows, columns or both (``dse_milp.halo``). The model is written
+out in docs/traffic_model.md, section 8; this module is its scalar reference.
 
 A group may span several branches of the DAG (a residual block with its
 add), but every layer except the last must be read only inside the group, so
@@ -28,6 +29,7 @@ import numpy as np
 from dse_milp.accelerator import Accelerator
 from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, split_front, traffic_front
 from dse_milp.cost import Objective, cost_of, objective_rank, operand_bytes_per_mac, ranked_by_objectives
+from dse_milp.halo import Halo, fresh, overlap
 from dse_milp.layouts import Layouts
 from dse_milp.residency import Residency
 from dse_milp.traffic import Traffic, tile_bounds
@@ -139,11 +141,12 @@ def spans(segment: Segment, out: Span, axis: int) -> dict[str, Span]:
 class GroupMapping:
     """How a fused group runs: its tile of the last layer's output, and which layers' weights
     stay on chip for the whole group (the others are read again for every tile, one output
-    channel's weights at a time)."""
+    channel's weights at a time), and how it handles the halo between tiles."""
 
     rows: int
     cols: int
     resident: frozenset[str]
+    halo: Halo = Halo.RECOMPUTE
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,8 @@ class GroupCost:
     """Bits of buffer: external input tiles (input); weights (weight); every layer's region (output)."""
     tiles: int
     extra_macs: dict[str, int]
-    """MACs each layer spends recomputing the overlapping halo."""
+    """MACs each layer spends recomputing the overlapping halo (less what it skips: rows and
+    columns no reader needs)."""
     exposed: int
     """Bits a double-buffered run cannot overlap with compute: what the first tile holds when it
     starts (its external input regions, the resident weights, one slice of each streamed
@@ -217,17 +221,27 @@ def slot_footprint(
 def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
                liveness: bool | None = None) -> GroupCost:  # fmt: skip
     """The exact traffic and footprint of ``segment`` run as ``mapping`` (closed form per tile);
-    ``liveness`` as ``Accelerator.liveness`` (``slot_footprint``)."""
+    ``liveness`` as ``Accelerator.liveness`` (``slot_footprint``). A cached halo
+    (``mapping.halo``) makes each tile produce only its fresh span along the cached axes,
+    and its caches count once, on top of the slots."""
     last = segment.shape(segment.last.name)
     row_tiles = [spans(segment, span, 0) for span in tile_bounds(last.height, mapping.rows)]
     col_tiles = [spans(segment, span, 1) for span in tile_bounds(last.width, mapping.cols)]
     tiles = len(row_tiles) * len(col_tiles)
 
+    def along(tensor: str, axis: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ends of ``tensor``'s span in each tile along ``axis``."""
+        ends = np.array([t[tensor] for t in (row_tiles if axis == 0 else col_tiles)], dtype=np.int64)
+        return ends[:, 0], ends[:, 1]
+
+    def produced(tensor: str, axis: int) -> int:
+        """Rows (or columns) of ``tensor`` produced, summed over the tiles along ``axis``."""
+        lo, hi = along(tensor, axis)
+        return int((hi - (fresh(lo, hi) if mapping.halo.caches(axis) else lo)).sum())
+
     def total(tensor: str) -> int:
-        """Elements of ``tensor`` held, summed over all tiles."""
-        rows = sum(hi - lo for lo, hi in (t[tensor] for t in row_tiles))
-        cols = sum(hi - lo for lo, hi in (t[tensor] for t in col_tiles))
-        return segment.shape(tensor).channels * rows * cols
+        """Elements of ``tensor`` computed (or read), summed over all tiles."""
+        return segment.shape(tensor).channels * produced(tensor, 0) * produced(tensor, 1)
 
     def largest(tensor: str) -> int:
         """Elements of ``tensor``'s largest region over all tiles."""
@@ -239,6 +253,18 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
         """Elements of ``tensor``'s region in the first tile."""
         (r0, r1), (c0, c1) = row_tiles[0][tensor], col_tiles[0][tensor]
         return segment.shape(tensor).channels * (r1 - r0) * (c1 - c0)
+
+    def cache(tensor: str) -> int:
+        """Elements of ``tensor`` its halo caches hold: the line buffer (the rows shared with
+        the next band, every column the tensor uses) and the column cache (the columns shared
+        with the next tile, the region's rows)."""
+        (row_lo, row_hi), (col_lo, col_hi) = along(tensor, 0), along(tensor, 1)
+        held = 0
+        if mapping.halo.caches(0):
+            held += int(overlap(row_lo, row_hi)) * int(col_hi.max() - col_lo.min())
+        if mapping.halo.caches(1):
+            held += int((row_hi - row_lo).max()) * int(overlap(col_lo, col_hi))
+        return segment.shape(tensor).channels * held
 
     copies = 2 if double_buffering else 1
     by_layer = {
@@ -263,9 +289,10 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
     return GroupCost(
         by_layer=by_layer,
         footprint={
-            Operand.INPUT: int(held_inputs[0]),
+            Operand.INPUT: int(held_inputs[0]) + sum(cache(x) * segment.input_bits(x) for x in segment.externals),
             Operand.WEIGHT: copies * held_weights,
-            Operand.OUTPUT: int(held_outputs[0]),
+            Operand.OUTPUT: int(held_outputs[0])
+            + sum(cache(layer.name) * layer.precision.output for layer in segment.layers),
         },
         tiles=tiles,
         extra_macs={layer.name: total(layer.name) * layer.macs_per_output - layer.macs for layer in segment.layers},
@@ -296,33 +323,37 @@ class _AxisOptions:
     tile: np.ndarray
     trips: np.ndarray
     held: np.ndarray
-    """(options, tensors): rows (or columns) of each tensor summed over the tiles."""
+    """(options, tensors): rows (or columns) of each tensor produced, summed over the tiles
+    (only the fresh span of each when the axis is cached)."""
     largest: np.ndarray
     """(options, tensors): rows (or columns) of each tensor's largest region."""
     first: np.ndarray
     """(options, tensors): rows (or columns) of each tensor's region in the first tile; it grows
     with the tile, so the dominance below keeps the fewest of those too."""
+    shared: np.ndarray
+    """(options, tensors): when the axis is cached, the most rows (or columns) of each tensor a
+    tile shares with the next (the cache's extent, ``dse_milp.halo.overlap``); else 0."""
 
 
-def _axis_options(segment: Segment, tensors: tuple[str, ...], axis: int) -> _AxisOptions:
-    """Every tile size along ``axis`` not dominated in (trips, held and largest extents, tile)."""
+def _axis_options(segment: Segment, tensors: tuple[str, ...], axis: int, cached: bool) -> _AxisOptions:
+    """Every tile size along ``axis`` not dominated in (trips, held, largest and shared extents,
+    tile); ``cached``: whether the halo along ``axis`` is cached."""
     last = segment.shape(segment.last.name)
     extent = last.height if axis == 0 else last.width
     tile = np.arange(1, extent + 1)
-    held = np.zeros((extent, len(tensors)), dtype=np.int64)
-    largest = np.zeros((extent, len(tensors)), dtype=np.int64)
-    first = np.zeros((extent, len(tensors)), dtype=np.int64)
+    held, largest, first, shared = (np.zeros((extent, len(tensors)), dtype=np.int64) for _ in range(4))
     for i, t in enumerate(tile):
-        for j, span in enumerate(tile_bounds(extent, int(t))):
-            need = spans(segment, span, axis)
-            sizes = np.array([need[x][1] - need[x][0] for x in tensors])
-            held[i] += sizes
-            largest[i] = np.maximum(largest[i], sizes)
-            if j == 0:
-                first[i] = sizes
+        needs = (spans(segment, span, axis) for span in tile_bounds(extent, int(t)))
+        ends = np.array([[need[x] for x in tensors] for need in needs], dtype=np.int64)
+        lo, hi = ends[..., 0], ends[..., 1]
+        held[i] = (hi - (fresh(lo, hi) if cached else lo)).sum(axis=0)
+        largest[i] = (hi - lo).max(axis=0)
+        first[i] = hi[0] - lo[0]
+        if cached:
+            shared[i] = overlap(lo, hi)
     trips = -(-extent // tile)
-    keep = non_dominated(np.column_stack([trips, held, largest, tile]))
-    return _AxisOptions(tile[keep], trips[keep], held[keep], largest[keep], first[keep])
+    keep = non_dominated(np.column_stack([trips, held, largest, shared, tile]))
+    return _AxisOptions(tile[keep], trips[keep], held[keep], largest[keep], first[keep], shared[keep])
 
 
 @dataclass(frozen=True)
@@ -372,7 +403,7 @@ def _work(segment: Segment, extra_macs: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def generate_group(segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
-                   hull: bool = False) -> GroupCandidates:  # fmt: skip
+                   hull: bool = False, by_halo: bool = False) -> GroupCandidates:  # fmt: skip
     """Every mapping of a fused group that fits the buffers and is not dominated in
     (costs under ``objectives``, then traffic; footprint), or, when the split is free, in
     (costs then traffic; banks of each buffer); the fewest extra MACs win ties.
@@ -382,18 +413,26 @@ def generate_group(segment: Segment, accelerator: Accelerator, objectives: Seque
     the last output's extent, less those dominated along that axis; each is tried with the
     resident weights that can be best for it (``_group_grid``, ``dse_milp.residency``), not
     with every subset. ``hull`` adds the resident sets a convex combination can need (the
-    LP step of ``dse_milp.duals``).
+    LP step of ``dse_milp.duals``). ``by_halo`` keeps each halo mode's own front instead of
+    the front of all of them (a superset): what is priced later in DRAM bursts then holds
+    every candidate any one mode alone would have, so allowing more modes never costs more.
     """
     grid = _group_grid(segment, accelerator, objectives, hull)
-    index = np.flatnonzero(grid.fits(accelerator))
+    fits = grid.fits(accelerator)
+    modes = [grid.halo == tuple(Halo).index(m) for m in accelerator.halo] if by_halo else [np.ones_like(fits)]
+    keep = np.unique(np.concatenate([_front(grid, accelerator, objectives, np.flatnonzero(fits & m)) for m in modes]))
+    return grid.candidates(keep[np.lexsort((keep, grid.footprint[keep].sum(axis=1)))])
+
+
+def _front(grid: _GroupGrid, accelerator: Accelerator, objectives: Sequence[Objective],
+           index: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The points of ``index`` not dominated in (costs, footprint) or (costs, banks)."""
     size, extra_total = grid.footprint[index].sum(axis=1), grid.extra[index].sum(axis=1)
     score = objective_rank(objectives, accelerator, *grid.work(index))
     if accelerator.split is None:
-        keep = index[traffic_front(score, size, np.ones(len(index), dtype=bool), extra_total)]
-    else:
-        banks = bank_counts(grid.footprint[index], accelerator.split)
-        keep = index[split_front(score, banks, size, extra_total)] if len(index) else index
-    return grid.candidates(keep)
+        return index[traffic_front(score, size, np.ones(len(index), dtype=bool), extra_total)]
+    banks = bank_counts(grid.footprint[index], accelerator.split)
+    return index[split_front(score, banks, size, extra_total)] if len(index) else index
 
 
 def coarsest_group(
@@ -401,7 +440,8 @@ def coarsest_group(
 ) -> GroupMapping:
     """Of the mappings of a fused group that fit the buffers, move the same traffic as ``chosen``
     and cost no more under every objective, the one with the fewest tiles, then the smallest
-    footprint, then the smallest tile (rows, then columns), then the fewest resident bits.
+    footprint, then the smallest tile (rows, then columns), then the first halo mode (in
+    ``Halo`` order), then the fewest resident bits.
 
     The candidates keep the smallest footprint of each cost, which for a group whose traffic
     does not depend on its tile (every weight resident) means 1x1 tiles; once a solution has
@@ -419,22 +459,23 @@ def coarsest_group(
     if not len(index):
         return chosen
     size = grid.footprint[index].sum(axis=1)
-    best = index[np.lexsort((grid.step[index], grid.col[index], grid.row[index], size, grid.tiles[index]))[0]]
+    order = (grid.step, grid.halo, grid.col, grid.row)
+    best = index[np.lexsort((*(a[index] for a in order), size, grid.tiles[index]))[0]]
     return grid.candidates(np.array([best])).mappings[0]
 
 
 @dataclass(frozen=True)
 class _GroupGrid:
-    """Mappings of a fused group, flat: its kept tile options, each with the resident weights
-    worth a candidate for it (``dse_milp.residency``)."""
+    """Mappings of a fused group, flat: its kept tiles under each halo mode, each with the
+    resident weights worth a candidate for it (``dse_milp.residency``)."""
 
     segment: Segment
-    rows: _AxisOptions
-    cols: _AxisOptions
     residency: Residency
     row: np.ndarray
-    """(N,) index of each point's row option; ``col`` likewise."""
+    """(N,) each point's tile rows; ``col`` its columns."""
     col: np.ndarray
+    halo: np.ndarray
+    """(N,) each point's halo mode, as its position in ``Halo``."""
     step: np.ndarray
     """(N,) the budget index (``Residency``) of each point's resident weights."""
     traffic: np.ndarray
@@ -452,12 +493,12 @@ class _GroupGrid:
         return self.traffic[index].sum(axis=1), macs, operand_bytes, self.exposed[index]
 
     def candidates(self, keep: np.ndarray) -> GroupCandidates:
-        row_tiles, col_tiles = self.rows.tile[self.row[keep]], self.cols.tile[self.col[keep]]
         sets = {int(c): self.residency.subset(int(c)) for c in np.unique(self.step[keep])}
-        picks = zip(row_tiles.tolist(), col_tiles.tolist(), self.step[keep].tolist(), strict=True)
+        modes = tuple(Halo)
+        picks = zip(*(a[keep].tolist() for a in (self.row, self.col, self.step, self.halo)), strict=True)
         return GroupCandidates(
             segment=self.segment,
-            mappings=tuple(GroupMapping(r, c, sets[k]) for r, c, k in picks),
+            mappings=tuple(GroupMapping(r, c, sets[k], modes[h]) for r, c, k, h in picks),
             traffic=self.traffic[keep],
             footprint=self.footprint[keep],
             extra_macs=self.extra[keep],
@@ -475,46 +516,93 @@ def _budgets(accelerator: Accelerator) -> list[int]:
     return [8 * b.capacity_bytes for b in accelerator.buffers if Operand.WEIGHT in b.operands]
 
 
+@dataclass(frozen=True)
+class _Tiles:
+    """The tiles of a group under its halo modes, flat, with what each implies (bits)."""
+
+    row: np.ndarray
+    col: np.ndarray
+    halo: np.ndarray
+    tiles: np.ndarray
+    input_read: np.ndarray
+    extra: np.ndarray
+    """(N, layers) extra MACs by layer."""
+    held_inputs: np.ndarray
+    held_outputs: np.ndarray
+    first_inputs: np.ndarray
+    last_output: np.ndarray
+
+    @classmethod
+    def of(cls, segment: Segment, accelerator: Accelerator) -> _Tiles:
+        """Every pair of kept row and column options, under each mode ``accelerator.halo``
+        allows, in that order."""
+        tensors = (*segment.externals, *(layer.name for layer in segment.layers))
+        external = np.array([x in segment.externals for x in tensors])
+        channels = np.array([segment.shape(x).channels for x in tensors], dtype=np.int64)
+        bits = np.array(
+            [segment.input_bits(x) for x in segment.externals] + [layer.precision.output for layer in segment.layers],
+            dtype=np.int64,
+        )
+        last = segment.shape(segment.last.name)
+        whole = spans(segment, (0, last.width), 1)
+        width = np.array([whole[x][1] - whole[x][0] for x in tensors], dtype=np.int64)  # a line buffer's
+        options: dict[tuple[int, bool], _AxisOptions] = {}
+        parts = []
+        for mode in accelerator.halo:
+            for axis in (0, 1):
+                if (axis, mode.caches(axis)) not in options:
+                    options[axis, mode.caches(axis)] = _axis_options(segment, tensors, axis, mode.caches(axis))
+            rows, cols = options[0, mode.caches(0)], options[1, mode.caches(1)]
+            parts.append(cls._one_mode(segment, accelerator, mode, rows, cols, external, channels, bits, width))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__))
+
+    @classmethod
+    def _one_mode(cls, segment: Segment, accelerator: Accelerator, mode: Halo, rows: _AxisOptions,
+                  cols: _AxisOptions, external: np.ndarray, channels: np.ndarray, bits: np.ndarray,
+                  width: np.ndarray) -> _Tiles:  # fmt: skip
+        """The tiles of one halo mode; ``width``: the columns each tensor uses (a line buffer's)."""
+
+        def bilinear(weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            """sum_x weights[x] * a[i, x] * b[j, x] for every (i, j), flat."""
+            return ((a * weights) @ b.T).reshape(-1)
+
+        inside, unit = ~external, channels * bits  # unit: bits of one row-column position
+        input_read = bilinear(np.where(external, unit, 0), rows.held, cols.held)
+        macs = np.array([layer.macs for layer in segment.layers], dtype=np.int64)
+        per_output = np.array([layer.macs_per_output for layer in segment.layers], dtype=np.int64)
+        computed = rows.held[:, None, inside] * cols.held[None, :, inside] * channels[inside]
+        extra = (computed * per_output - macs).reshape(-1, len(segment.layers))
+        slots = (rows.largest[:, None, :] * cols.largest[None, :, :] * unit).reshape(-1, len(unit))
+        copies = 2 if accelerator.double_buffering else 1
+        held_inputs, held_outputs = slot_footprint(segment, slots, copies, accelerator.liveness)
+        # the halo caches (``shared`` is 0 along an axis not cached): held once, for the whole run
+        line, column = rows.shared[:, None, :] * width, rows.largest[:, None, :] * cols.shared[None, :, :]
+        caches = ((line + column) * unit).reshape(-1, len(unit))
+        row, col = (a.reshape(-1) for a in np.meshgrid(rows.tile, cols.tile, indexing="ij"))
+        return cls(
+            row=row,
+            col=col,
+            halo=np.full(len(row), tuple(Halo).index(mode)),
+            tiles=np.outer(rows.trips, cols.trips).reshape(-1),
+            input_read=input_read,
+            extra=extra,
+            held_inputs=held_inputs + caches[:, external].sum(axis=1),
+            held_outputs=held_outputs + caches[:, inside].sum(axis=1),
+            first_inputs=bilinear(np.where(external, unit, 0), rows.first, cols.first),
+            last_output=np.outer(rows.largest[:, -1], cols.largest[:, -1]).reshape(-1) * unit[-1],
+        )
+
+
 def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
                 hull: bool = False) -> _GroupGrid:  # fmt: skip
-    """Every kept tile of ``segment``, each with, for every budget its buffer leaves the weights
-    (``_budgets``), the resident set of the most weight bits that fits (the staircase point
-    of that budget); when the double-buffered latency is ranked, also the points around the
-    least latency within the budget (see ``_latency_points``); with ``hull``, every point of
-    the staircase's concave hull (for the LP step)."""
-    tensors = (*segment.externals, *(layer.name for layer in segment.layers))
-    external = np.array([x in segment.externals for x in tensors])
-    channels = np.array([segment.shape(x).channels for x in tensors], dtype=np.int64)
-    bits = np.array(
-        [segment.input_bits(x) for x in segment.externals] + [layer.precision.output for layer in segment.layers],
-        dtype=np.int64,
-    )
-    rows, cols = _axis_options(segment, tensors, 0), _axis_options(segment, tensors, 1)
-
-    def bilinear(weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """sum_x weights[x] * a[i, x] * b[j, x] for every (i, j), flat."""
-        return ((a * weights) @ b.T).reshape(-1)
-
-    input_read = bilinear(np.where(external, channels * bits, 0), rows.held, cols.held)
-    first = len(segment.externals)
-    extra_by_layer = np.stack(
-        [
-            np.outer(rows.held[:, first + i], cols.held[:, first + i]).reshape(-1)
-            * channels[first + i]
-            * layer.macs_per_output
-            - layer.macs
-            for i, layer in enumerate(segment.layers)
-        ],
-        axis=-1,
-    )
-    slots = (rows.largest[:, None, :] * cols.largest[None, :, :] * channels * bits).reshape(-1, len(tensors))
-    copies = 2 if accelerator.double_buffering else 1
-    held_inputs, held_outputs = slot_footprint(segment, slots, copies, accelerator.liveness)
-    first_inputs = bilinear(np.where(external, channels * bits, 0), rows.first, cols.first)
-    last_output = np.outer(rows.largest[:, -1], cols.largest[:, -1]).reshape(-1) * channels[-1] * bits[-1]
-    tiles = np.outer(rows.trips, cols.trips).reshape(-1)
-    row, col = (a.reshape(-1) for a in np.indices((len(rows.tile), len(cols.tile))))
-
+    """Every kept tile of ``segment`` under every halo mode allowed, each with, for every budget
+    its buffer leaves the weights (``_budgets``), the resident set of the most weight bits
+    that fits (the staircase point of that budget); when the double-buffered latency is
+    ranked, also the points around the least latency within the budget (see
+    ``_latency_points``); with ``hull``, every point of the staircase's concave hull (for the
+    LP step)."""
+    flat = _Tiles.of(segment, accelerator)
+    tiles = flat.tiles
     weighted = [layer for layer in segment.layers if layer.has_weights]
     full = np.array([layer.weight_elements * layer.precision.weight for layer in weighted], dtype=np.int64)
     slices = np.array([weight_slice(layer) * layer.precision.weight for layer in weighted], dtype=np.int64)
@@ -522,10 +610,11 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
     holder = next((b for b in accelerator.buffers if Operand.WEIGHT in b.operands), None)
     others = np.zeros(len(tiles), dtype=np.int64)
     if holder is not None and Operand.INPUT in holder.operands and accelerator.split is None:
-        others = others + held_inputs
+        others = others + flat.held_inputs
     if holder is not None and Operand.OUTPUT in holder.operands and accelerator.split is None:
-        others = others + held_outputs
+        others = others + flat.held_outputs
     caps = _budgets(accelerator)
+    copies = 2 if accelerator.double_buffering else 1
     budget = np.array(caps, dtype=np.int64)[:, None] - others  # (caps, tiles): bits the weights may hold
     budget = budget // copies - streamed
     residency = Residency.of([layer.name for layer in weighted], full, full - slices, int(budget.max(initial=0)))
@@ -533,10 +622,10 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
     points = [np.stack([np.broadcast_to(np.arange(len(tiles)), budget.shape), residency.step(budget)], -1)]
     output_write = segment.last.output_elements * segment.last.precision.output
     if ranked_by_objectives(objectives, accelerator):
-        work = _work(segment, extra_by_layer)[0]
-        all_streamed = input_read + tiles * int(full.sum()) + output_write
+        work = _work(segment, flat.extra)[0]
+        all_streamed = flat.input_read + tiles * int(full.sum()) + output_write
         points += _latency_points(accelerator, residency, residency.step(budget), work,
-                                  all_streamed, tiles, first_inputs + last_output + streamed)  # fmt: skip
+                                  all_streamed, tiles, flat.first_inputs + flat.last_output + streamed)  # fmt: skip
     if hull:
         corners = residency.hull()
         points.append(np.stack(np.broadcast_arrays(np.arange(len(tiles))[:, None], corners[None, :]), -1))
@@ -551,16 +640,15 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
     zeros = np.zeros(len(t), dtype=np.int64)
     return _GroupGrid(
         segment=segment,
-        rows=rows,
-        cols=cols,
         residency=residency,
-        row=row[t],
-        col=col[t],
+        row=flat.row[t],
+        col=flat.col[t],
+        halo=flat.halo[t],
         step=step,
-        traffic=np.column_stack([input_read[t], weight_read, np.full(len(t), output_write), zeros, zeros]),
-        footprint=np.column_stack([held_inputs[t], copies * held_weights, held_outputs[t]]),
-        extra=extra_by_layer[t],
-        exposed=first_inputs[t] + last_output[t] + held_weights,
+        traffic=np.column_stack([flat.input_read[t], weight_read, np.full(len(t), output_write), zeros, zeros]),
+        footprint=np.column_stack([flat.held_inputs[t], copies * held_weights, flat.held_outputs[t]]),
+        extra=flat.extra[t],
+        exposed=flat.first_inputs[t] + flat.last_output[t] + held_weights,
         tiles=tiles[t],
     )
 

@@ -20,6 +20,7 @@ from pydantic import ValidationError as PydanticError
 
 from dse_milp.accelerator import Accelerator, Accumulators, Energy, free_split, separate_buffers, unified_buffer
 from dse_milp.errors import InputError, show
+from dse_milp.halo import NAMES, Halo, halo_modes
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Precision, Shape
 from dse_milp.yaml_input import read_yaml
 
@@ -213,6 +214,17 @@ class DramSpec(_Spec):
     burst: Burst = 1
 
 
+def _halo(value: Any) -> tuple[Halo, ...]:
+    """Halo modes: one name, or a list of them (``dse_milp.halo.halo_modes``)."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names) or len(names) > 8:
+        raise ValueError(f"must be a halo mode or a list of them ({NAMES}), got {show(value)}")
+    return halo_modes(names)
+
+
+HaloModes = Annotated[tuple[Halo, ...], BeforeValidator(_halo)]
+
+
 class AcceleratorSpec(_Spec):
     name: Name
     buffer: BufferSpec
@@ -220,6 +232,7 @@ class AcceleratorSpec(_Spec):
     accumulators: Literal["array", "buffer"] = "array"
     levels: Literal["per-operand", "innermost"] = "per-operand"
     fused_footprint: Literal["sum", "liveness"] = "sum"
+    halo: HaloModes = (Halo.RECOMPUTE,)
     dram_bandwidth: Bandwidth
     dram: DramSpec = DramSpec()
     clock_mhz: Megahertz
@@ -582,6 +595,7 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
         operand_levels=spec.levels == "per-operand",
         burst_bytes=spec.dram.burst,
         fused_liveness=spec.fused_footprint == "liveness",
+        halo=spec.halo,
     )
 
 

@@ -124,6 +124,7 @@ def group_record(group: GroupResult, total_bytes: float, burst_bytes: int = 1) -
     return {
         "layers": [layer.name for layer in group.segment.layers],
         "tile": {"rows": group.mapping.rows, "cols": group.mapping.cols},
+        "halo": str(group.mapping.halo),
         "tiles": group.cost.tiles,
         "resident_weights": [layer.name for layer in group.segment.layers if layer.name in group.mapping.resident],
         "reads": list(group.segment.externals),
@@ -175,6 +176,7 @@ def solution_record(solution: Solution) -> dict[str, Any]:
         },
         "burst_bytes": burst,
         "fused_footprint": "liveness" if solution.accelerator.fused_liveness else "sum",
+        "halo_modes": [str(mode) for mode in solution.accelerator.halo],
         "layout": solution.layout,
         "tensor_layouts": {tensor: str(x) for tensor, x in solution.layouts.items()},
         "layers": [
@@ -298,7 +300,7 @@ def _price(price: dict[str, float] | None) -> str:
 def group_table(solution: Solution) -> Table:
     total = solution.dram_bytes
     table = Table(title="fused groups (each runs tile by tile over its last layer's output)", title_justify="left")
-    for column in ("group", "layers", "tile rows x cols", "tiles", "resident weights", "reads from DRAM"):
+    for column in ("group", "layers", "tile rows x cols", "tiles", "halo", "resident weights", "reads from DRAM"):
         table.add_column(column, justify="right" if column in ("group", "tiles") else "left")
     for column in ("footprint", "DRAM", "share", "extra MACs", "price"):
         table.add_column(column, justify="right")
@@ -309,6 +311,7 @@ def group_table(solution: Solution) -> Table:
             ", ".join(label(layer.name) for layer in layers),
             f"{group.mapping.rows} x {group.mapping.cols}",
             str(group.cost.tiles),
+            str(group.mapping.halo),
             ", ".join(label(layer.name) for layer in layers if layer.name in group.mapping.resident) or "-",
             ", ".join(label(name) for name in group.segment.externals),
             human_bytes(sum(group.buffer_bytes.values())),

@@ -195,36 +195,31 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
     For each tile of the last layer's output, the (row, column) elements each
     layer must produce are collected backwards by enumerating, for every needed
     output element, the input elements its kernel window touches. Each tensor
-    then holds the smallest rectangle covering what it must provide. With ``liveness``
-    (see ``Accelerator.liveness``), the slots are allocated and freed as the layers run
-    (``_allocate``).
+    then holds the smallest rectangle covering what it must provide, and computes (or
+    reads) the part of it no halo cache holds (``_walk``). With ``liveness`` (see
+    ``Accelerator.liveness``), the slots are allocated and freed as the layers run
+    (``_allocate``); the caches are held throughout, once.
     """
-    last = segment.shape(segment.last.name)
     copies = 2 if double_buffering else 1
     reads: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
     largest = Counter[str]()
     computed = Counter[str]()
     loaded: set[str] = set()
     first_inputs: int | None = None  # bits of the external regions of the first tile
-    tiles = 0
-    for (r0, r1), (c0, c1) in itertools.product(
-        tile_bounds(last.height, mapping.rows), tile_bounds(last.width, mapping.cols)
-    ):
-        tiles += 1
-        held = _regions(segment, range(r0, r1), range(c0, c1))
+    walk, cached = _walk(segment, mapping)
+    for held, new in walk:
         read_now = 0
         for tensor, (rows, cols) in held.items():
-            size = segment.shape(tensor).channels * len(rows) * len(cols)
-            largest[tensor] = max(largest[tensor], size)
+            largest[tensor] = max(largest[tensor], segment.shape(tensor).channels * len(rows) * len(cols))
             if tensor in segment.externals:
                 reader = next(layer for layer in segment.layers if tensor in layer.inputs)
-                reads[reader.name]["input_read"] += size * segment.input_bits(tensor)
-                read_now += size * segment.input_bits(tensor)
+                size = segment.shape(tensor).channels * len(new[tensor]) * segment.input_bits(tensor)
+                reads[reader.name]["input_read"] += size
+                read_now += size
         if first_inputs is None:
             first_inputs = read_now
         for layer in segment.layers:
-            rows, cols = held[layer.name]
-            computed[layer.name] += layer.macs_per_output * segment.shape(layer.name).channels * len(rows) * len(cols)
+            computed[layer.name] += layer.macs_per_output * segment.shape(layer.name).channels * len(new[layer.name])
             if layer.has_weights and (layer.name not in mapping.resident or layer.name not in loaded):
                 reads[layer.name]["weight_read"] += layer.weight_elements * layer.precision.weight
                 loaded.add(layer.name)
@@ -235,24 +230,76 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
         for layer in segment.layers
         if layer.has_weights
     )
-    slot = {x: largest[x] * segment.input_bits(x) for x in segment.externals}
-    slot |= {layer.name: largest[layer.name] * layer.precision.output for layer in segment.layers}
+    bits = {x: segment.input_bits(x) for x in segment.externals}
+    bits |= {layer.name: layer.precision.output for layer in segment.layers}
+    slot = {x: largest[x] * bits[x] for x in bits}
     if liveness is None:
         held_inputs = copies * sum(slot[x] for x in segment.externals)
         held_outputs = copies * sum(slot[layer.name] for layer in segment.layers)
     else:
         held_inputs, held_outputs = _allocate(segment, slot, copies, shared=liveness)
+    caches = {x: segment.shape(x).channels * cached[x] * bits[x] for x in bits}
     return GroupCost(
         by_layer={name: Traffic(**counts) for name, counts in reads.items()},
         footprint={
-            Operand.INPUT: held_inputs,
+            Operand.INPUT: held_inputs + sum(caches[x] for x in segment.externals),
             Operand.WEIGHT: copies * held_weights,
-            Operand.OUTPUT: held_outputs,
+            Operand.OUTPUT: held_outputs + sum(caches[layer.name] for layer in segment.layers),
         },
-        tiles=tiles,
+        tiles=len(walk),
         extra_macs={layer.name: computed[layer.name] - layer.macs for layer in segment.layers},
         exposed=(first_inputs or 0) + held_weights + largest[segment.last.name] * segment.last.precision.output,
     )
+
+
+Region = tuple[range, range]
+Positions = set[tuple[int, int]]
+Tile = tuple[dict[str, Region], dict[str, Positions]]
+
+
+def _walk(
+    segment: Segment, mapping: GroupMapping
+) -> tuple[list[tuple[dict[str, Region], dict[str, Positions]]], Counter[str]]:
+    """Every tile of a group in row-major order: the region each tensor holds and the (row,
+    column) positions of it the tile must produce, those no halo cache holds; and the most
+    positions each tensor's caches hold at once.
+
+    With rows cached (``mapping.halo``), after each band of tiles a line buffer keeps, of what
+    the band held, the rows the next band's region shares, allocated over every column any
+    tile uses. With columns cached, after each tile a cache keeps the columns the next tile
+    of the band shares, over the tile's rows. Both are found by intersecting sets."""
+    last = segment.shape(segment.last.name)
+    grid = [
+        [_regions(segment, range(r0, r1), range(c0, c1)) for c0, c1 in tile_bounds(last.width, mapping.cols)]
+        for r0, r1 in tile_bounds(last.height, mapping.rows)
+    ]
+    tensors = list(grid[0][0])
+    used = {x: {c for band in grid for held in band for c in held[x][1]} for x in tensors}
+    width = {x: max(used[x]) - min(used[x]) + 1 for x in tensors}
+    line: dict[str, Positions] = {x: set() for x in tensors}
+    line_peak, column_peak = Counter[str](), Counter[str]()
+    walk = []
+    for i, band in enumerate(grid):
+        column: dict[str, Positions] = {x: set() for x in tensors}
+        seen: dict[str, Positions] = {x: set() for x in tensors}
+        for j, held in enumerate(band):
+            new = {}
+            for x, (rows, cols) in held.items():
+                region = {(r, c) for r in rows for c in cols}
+                new[x] = region - line[x] - column[x]
+                seen[x] |= region
+                if mapping.halo.caches(1) and j + 1 < len(band):
+                    shared = set(cols) & set(band[j + 1][x][1])
+                    column[x] = {(r, c) for r, c in region if c in shared}
+                    column_peak[x] = max(column_peak[x], len(rows) * len(shared))
+            walk.append((held, new))
+        for x in tensors:
+            line[x] = set()
+            if mapping.halo.caches(0) and i + 1 < len(grid):
+                shared = set(band[0][x][0]) & set(grid[i + 1][0][x][0])
+                line[x] = {(r, c) for r, c in seen[x] if r in shared}
+                line_peak[x] = max(line_peak[x], len(shared) * width[x])
+    return walk, line_peak + column_peak
 
 
 def _allocate(segment: Segment, slot: dict[str, int], copies: int, shared: bool) -> tuple[int, int]:
@@ -303,22 +350,18 @@ def simulate_group_bursts(
     segment: Segment, mapping: GroupMapping, layouts: tuple[Layout, Layout], burst_bytes: int
 ) -> dict[str, Traffic]:
     """Walk a fused group tile by tile and count, by layer, the distinct bursts of every transfer
-    from its elements: each outside tensor's region (all channels) for every tile, charged to
-    its first reader; resident weights once and streamed weights for every tile, one output
-    channel at a time, each packed from a burst boundary; the output's region for every tile.
+    from its elements: each outside tensor's region (all channels) for every tile, less what a
+    halo cache holds (``_walk``), charged to its first reader; resident weights once and
+    streamed weights for every tile, one output channel at a time, each packed from a burst
+    boundary; the output's region for every tile.
     The tensors it reads are in ``layouts[0]``, its output in ``layouts[1]``."""
-    last = segment.shape(segment.last.name)
     counts: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
     size = 8 * burst_bytes
     loaded: set[str] = set()
-    for (r0, r1), (c0, c1) in itertools.product(
-        tile_bounds(last.height, mapping.rows), tile_bounds(last.width, mapping.cols)
-    ):
-        held = _regions(segment, range(r0, r1), range(c0, c1))
+    for _, new in _walk(segment, mapping)[0]:
         for tensor in (*segment.externals, segment.last.name):
             shape = segment.shape(tensor)
-            rows, cols = held[tensor]
-            box = ((c, h, w) for c in range(shape.channels) for h in rows for w in cols)
+            box = ((c, h, w) for c in range(shape.channels) for h, w in new[tensor])
             if tensor == segment.last.name:
                 bits = segment.last.precision.output
                 counts[tensor]["output_write"] += _bursts(layouts[1], shape, bits, burst_bytes, box)

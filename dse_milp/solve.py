@@ -254,9 +254,9 @@ def build_problem(
     groups = {}
     for segment in segments(network, fusion):
         _stop_if_asked(deadline, "while generating candidates")
-        key = (_signature(segment), accelerator, objectives)
-        if key not in cache:
-            cache[key] = generate_group(segment, accelerator, objectives)
+        key = (_signature(segment), accelerator, objectives, bool(layouts))
+        if key not in cache:  # priced in bursts later: every halo mode's own front
+            cache[key] = generate_group(segment, accelerator, objectives, by_halo=bool(layouts))
         if layouts and (*key, layouts) not in cache:
             plain = _renamed(cache[key], segment)
             cache[*key, layouts] = group_in_bursts(plain, accelerator, objectives, pairs(layouts))

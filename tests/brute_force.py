@@ -139,20 +139,20 @@ def residency_choices(segment) -> list[frozenset[str]]:
 
 def best_group_cost(segment, accelerator: Accelerator, objective: Objective = Objective.DRAM) -> float | None:
     """The least cost of a fused group over every tile (all integers along both axes of its
-    last output) and every choice of resident weights that fits; None if none fits."""
+    last output), every choice of resident weights and every halo mode the accelerator
+    allows that fits; None if none fits."""
     from dse_milp.fusion import GroupMapping, group_cost, group_objective
 
     last = segment.shape(segment.last.name)
     best = None
-    for rows in range(1, last.height + 1):
-        for cols in range(1, last.width + 1):
-            for resident in residency_choices(segment):
-                c = group_cost(segment, GroupMapping(rows, cols, resident), accelerator.double_buffering,
-                               accelerator.liveness)  # fmt: skip
-                if any(sum(c.footprint[op] for op in b.operands) > 8 * b.capacity_bytes for b in accelerator.buffers):
-                    continue
-                value = group_objective(objective, accelerator, segment, c)
-                best = value if best is None else min(best, value)
+    for rows, cols, halo in itertools.product(range(1, last.height + 1), range(1, last.width + 1), accelerator.halo):
+        for resident in residency_choices(segment):
+            c = group_cost(segment, GroupMapping(rows, cols, resident, halo), accelerator.double_buffering,
+                           accelerator.liveness)  # fmt: skip
+            if any(sum(c.footprint[op] for op in b.operands) > 8 * b.capacity_bytes for b in accelerator.buffers):
+                continue
+            value = group_objective(objective, accelerator, segment, c)
+            best = value if best is None else min(best, value)
     return best
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -13,16 +14,17 @@ from dse_milp.burst_candidates import with_coarsest
 from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import bank_counts, fewest_tiles, generate
 from dse_milp.fusion import GroupMapping
+from dse_milp.halo import Halo
 from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
 from dse_milp.passes import pass_bursts
 from dse_milp.simulate import _bursts as element_bursts
 from dse_milp.simulate import simulate, simulate_group_bursts
-from dse_milp.solve import segments
-from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, traffic
+from dse_milp.solve import segments, solve
+from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, Traffic, traffic
 from dse_milp.workload import Layer, LayerKind, Precision, Shape
 from tests.brute_force import residency_choices
 from tests.layers import group_spans, small_layers, tilings
-from tests.test_fusion import random_networks
+from tests.test_fusion import random_fusion_instance, random_networks
 
 LAYOUTS = st.sampled_from([NCHW, NHWC, Layout("NCHW", 1), Layout("NCHW", 2), Layout("NCHW", 3)])
 
@@ -96,21 +98,23 @@ def test_bad_layouts_are_refused(text: str):
 
 @pytest.mark.parametrize("layouts", [(NCHW, NCHW), (NHWC, NHWC), (Layout("NCHW", 2), NHWC), (NCHW, Layout("NCHW", 3))])
 def test_group_bursts_equal_a_walk_of_every_element(layouts: tuple[Layout, Layout]):
-    """Fused groups on random chains and residual blocks: every tile's regions, weights and
-    output, counted from their elements, for every tile size and residency."""
+    """Fused groups on random chains and residual blocks: every tile's regions (less what a
+    halo cache holds), weights and output, counted from their elements, for random tile
+    sizes, residencies and halo modes."""
     rng = random.Random(11)
-    compared = 0
-    for network in random_networks(25, seed=6):
+    compared = cached = 0
+    for network in random_networks(60, seed=6):
         for segment in segments(network, longest=3):
             last = segment.shape(segment.last.name)
             mapping = GroupMapping(rng.randint(1, last.height), rng.randint(1, last.width),
-                                   rng.choice(residency_choices(segment)))  # fmt: skip
+                                   rng.choice(residency_choices(segment)), rng.choice(list(Halo)))  # fmt: skip
             burst = rng.choice([2, 4, 16])
-            assert group_bursts(segment, mapping, Layouts(*layouts), burst) == simulate_group_bursts(
-                segment, mapping, layouts, burst
-            )
+            found = group_bursts(segment, mapping, Layouts(*layouts), burst)
+            assert found == simulate_group_bursts(segment, mapping, layouts, burst)
             compared += 1
-    assert compared > 20
+            plain = group_bursts(segment, replace(mapping, halo=Halo.RECOMPUTE), Layouts(*layouts), burst)
+            cached += sum(found.values(), Traffic()).input_read < sum(plain.values(), Traffic()).input_read
+    assert compared > 40 and cached > 5
 
 
 def test_a_pass_over_nothing_moves_no_burst():
@@ -192,3 +196,17 @@ def test_under_a_free_split_each_candidate_is_also_coarsened_within_its_own_bank
         own = sized(acc, {b.name: int(n) * 128 for b, n in zip(acc.buffers, banks, strict=True)})
         best = fewest_tiles(layer, own, int(cands.total_bits[k]))
         assert best is not None and best in held
+
+
+@pytest.mark.parametrize("seed", [18, 20, 22, 35])
+def test_more_halo_modes_never_cost_more_in_bursts(seed: int):
+    """Candidates priced in bursts come from each halo mode's own byte front, so allowing
+    more modes only adds to the space: a cached halo that moves fewer bytes but more bursts
+    cannot push out the recompute candidate that moves the fewest bursts."""
+    network, accelerator = random_fusion_instance(seed)
+    accelerator = replace(accelerator, burst_bytes=16)
+    value = {
+        modes: solve(network, replace(accelerator, halo=modes), fusion=4, layout="NCHW").result.objective
+        for modes in [(Halo.RECOMPUTE,), (Halo.RECOMPUTE, Halo.ROWS), tuple(Halo)]
+    }
+    assert value[tuple(Halo)] <= value[Halo.RECOMPUTE, Halo.ROWS] <= value[(Halo.RECOMPUTE,)]

@@ -519,6 +519,31 @@ def test_liveness_from_the_command_line_or_the_accelerator_file(tmp_path):
     assert all(group["footprint_bytes"] <= 32 * 1024 for group in live["groups"])
 
 
+def test_halo_modes_from_the_command_line_or_the_accelerator_file(tmp_path):
+    """``--halo any`` and ``halo: any`` give the same answer, which moves no more than
+    recomputing; the report names each group's mode."""
+    args = (str(NETWORK), "--fusion", "6", "--burst", "1")
+    plain = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], name="plain.json")
+    chosen = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], "--halo", "any", name="any.json")
+    spec = yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8")) | {"halo": "any"}
+    path = tmp_path / "any.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    declared = solve(tmp_path, args[0], str(path), *args[1:], name="declared.json")
+    assert plain["halo_modes"] == ["recompute"]
+    assert chosen["halo_modes"] == declared["halo_modes"] == ["recompute", "columns", "rows", "rows+columns"]
+    assert without_timing(chosen) == without_timing(declared)
+    assert chosen["totals"]["dram_bytes"] <= plain["totals"]["dram_bytes"]
+    assert {group["halo"] for group in plain["groups"]} == {"recompute"}
+    assert {group["halo"] for group in chosen["groups"]} <= set(chosen["halo_modes"])
+
+
+def test_a_bad_halo_mode_is_one_line(capsys):
+    assert main(["solve", str(NETWORK), str(ACCELERATOR), "--halo", "rows,\x1b[31mred"]) == EXIT_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--halo: must be one of recompute, columns, rows, rows+columns, any" in err
+    assert "\x1b" not in err
+
+
 def test_a_bad_fusion_depth_names_every_spelling(capsys):
     assert main(["solve", str(NETWORK), str(ACCELERATOR), "--fusion", "deep"]) == EXIT_INPUT
     err = capsys.readouterr().err.strip()

@@ -10,6 +10,7 @@ import pytest
 
 from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_buffer
 from dse_milp.candidates import TRAFFIC_FIELDS, generate
+from dse_milp.check import check_mappings
 from dse_milp.cost import Objective
 from dse_milp.fusion import (
     GroupMapping,
@@ -19,6 +20,7 @@ from dse_milp.fusion import (
     group_cost,
     group_objective,
 )
+from dse_milp.halo import Halo
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
 from dse_milp.solve import build_problem, segments, solve
@@ -35,32 +37,80 @@ def random_networks(count: int, seed: int = 0) -> list[Network]:
     return [parse_network(random_network_spec(rng, rng.randint(2, 5)), f"random-{i}") for i in range(count)]
 
 
-def every_group_mapping(segment: Segment) -> list[GroupMapping]:
+def every_group_mapping(segment: Segment, halo: tuple[Halo, ...] = (Halo.RECOMPUTE,)) -> list[GroupMapping]:
     last = segment.shape(segment.last.name)
     return [
-        GroupMapping(r, c, resident)
+        GroupMapping(r, c, resident, mode)
         for r in range(1, last.height + 1)
         for c in range(1, last.width + 1)
         for resident in residency_choices(segment)
+        for mode in halo
     ]
 
 
+@pytest.mark.parametrize("halo", list(Halo))
 @pytest.mark.parametrize("liveness", [None, False, True])
-def test_group_closed_form_matches_simulation(liveness: bool | None):
+def test_group_closed_form_matches_simulation(liveness: bool | None, halo: Halo):
     """Without liveness (None), and with it for separate (False) or shared (True) input and
-    output buffers: the closed form against the walk that allocates and frees every slot."""
+    output buffers, under each halo mode: the closed form against the walk that allocates
+    and frees every slot and finds what each cache holds from sets of positions."""
     rng = random.Random(7)
-    checked = smaller = 0
+    checked = smaller = cached = 0
     for network in random_networks(150, seed=1):
         for segment in segments(network, 6):
-            for mapping in rng.sample(every_group_mapping(segment), k=min(6, len(every_group_mapping(segment)))):
+            mappings = every_group_mapping(segment, (halo,))
+            for mapping in rng.sample(mappings, k=min(6, len(mappings))):
                 double = rng.random() < 0.5
                 cost = group_cost(segment, mapping, double, liveness)
                 assert cost == simulate_group(segment, mapping, double, liveness)
                 checked += 1
-                smaller += sum(cost.footprint.values()) < sum(group_cost(segment, mapping, double).footprint.values())
+                plain = group_cost(segment, replace(mapping, halo=Halo.RECOMPUTE), double)
+                smaller += sum(cost.footprint.values()) < sum(plain.footprint.values())
+                cached += cost.traffic.input_read < plain.traffic.input_read
     assert checked > 500
     assert liveness is None or smaller > 100
+    assert halo is Halo.RECOMPUTE or cached > 50  # the caches save DRAM reads somewhere
+
+
+def test_halo_caches_of_a_chain_of_two_convs_by_hand():
+    """Two 3x3 convs (pad 1, 1 channel) over 6x6, tiles of 2x3 (three bands of two tiles).
+
+    conv1's output tile rows [0,2) [2,4) [4,6) need conv0's output rows [0,3) [1,5) [3,6)
+    and the input rows [0,4) [0,6) [2,6); columns [0,3) [3,6) need conv0's [0,4) [2,6) and
+    the input's [0,5) [1,6). Recomputed: the input read 4*5+4*5+6*5+6*5+4*5+4*5 = 140
+    elements, conv0 computes (3+4+3)*(4+4) = 80 outputs (36 needed). Rows cached: rows
+    produced 4+2+0 (input), 3+2+1 (conv0); columns cached: 5+1 (input), 4+2 (conv0). The
+    line buffer holds the most rows a band shares with the next (input 4, conv0 2) over
+    every column used (6); the column cache the most columns a tile shares with the next
+    (input 4, conv0 2) over the tallest region (input 6 rows, conv0 4)."""
+    spec = {
+        "name": "chain",
+        "input": {"channels": 1, "height": 6, "width": 6},
+        "layers": [
+            {"name": f"conv{i}", "kind": "conv2d", "in_channels": 1, "out_channels": 1, "kernel": 3, "padding": 1}
+            for i in range(2)
+        ],
+    }
+    segment = Segment(parse_network(spec), 0, 2)
+    costs = {mode: group_cost(segment, GroupMapping(2, 3, frozenset(), mode), False) for mode in Halo}
+    reads = {mode: cost.traffic.input_read // 8 for mode, cost in costs.items()}
+    assert reads == {Halo.RECOMPUTE: 140, Halo.ROWS: 6 * 10, Halo.COLUMNS: 14 * 6, Halo.BOTH: 6 * 6}
+    extra = {mode: cost.extra_macs["conv0"] // 9 for mode, cost in costs.items()}
+    assert extra == {Halo.RECOMPUTE: 80 - 36, Halo.ROWS: 6 * 8 - 36, Halo.COLUMNS: 10 * 6 - 36, Halo.BOTH: 0}
+    plain = costs[Halo.RECOMPUTE].footprint
+    caches = {
+        mode: (
+            cost.footprint[Operand.INPUT] - plain[Operand.INPUT],
+            cost.footprint[Operand.OUTPUT] - plain[Operand.OUTPUT],
+        )
+        for mode, cost in costs.items()
+    }
+    assert caches == {
+        Halo.RECOMPUTE: (0, 0),
+        Halo.ROWS: (4 * 6 * 8, 2 * 6 * 8),
+        Halo.COLUMNS: (6 * 4 * 8, 4 * 2 * 8),
+        Halo.BOTH: ((24 + 24) * 8, (12 + 8) * 8),
+    }
 
 
 def test_liveness_frees_a_chain_s_regions_after_their_reader():
@@ -118,13 +168,20 @@ def _keys(segment: Segment, accelerator: Accelerator, objectives: tuple[Objectiv
     return [(*(group_objective(o, accelerator, segment, c) for o in objectives), c.traffic.total) for c in costs]
 
 
+ALL_HALO = tuple(Halo)
+
+
 @pytest.mark.parametrize(
-    ("separate", "objectives", "liveness"),
-    [(False, (Objective.ENERGY,), False), (True, (Objective.LATENCY, Objective.DRAM), False),
-     (False, (Objective.DRAM,), False), (False, (Objective.LATENCY, Objective.DRAM), False),
-     (False, (Objective.DRAM,), True), (True, (Objective.LATENCY, Objective.DRAM), True)],
+    ("separate", "objectives", "liveness", "halo"),
+    [(False, (Objective.ENERGY,), False, ()), (True, (Objective.LATENCY, Objective.DRAM), False, ()),
+     (False, (Objective.DRAM,), False, ()), (False, (Objective.LATENCY, Objective.DRAM), False, ()),
+     (False, (Objective.DRAM,), True, ()), (True, (Objective.LATENCY, Objective.DRAM), True, ()),
+     (False, (Objective.DRAM,), False, ALL_HALO), (True, (Objective.LATENCY, Objective.DRAM), True, ALL_HALO),
+     (False, (Objective.ENERGY,), False, ALL_HALO), (True, (Objective.DRAM,), False, (Halo.ROWS, Halo.COLUMNS))],
 )  # fmt: skip
-def test_group_candidates_equal_exhaustive_search(separate: bool, objectives: tuple[Objective, ...], liveness: bool):
+def test_group_candidates_equal_exhaustive_search(separate: bool, objectives: tuple[Objective, ...], liveness: bool,
+                                                  halo: tuple[Halo, ...]):  # fmt: skip
+    """Every tile, resident set and halo mode allowed (``halo``; () for the default)."""
     rng = random.Random(3)
     compared = 0
     for network in random_networks(60, seed=2):
@@ -132,9 +189,11 @@ def test_group_candidates_equal_exhaustive_search(separate: bool, objectives: tu
             capacity = rng.randint(16, 600)
             buffers = separate_buffers(capacity, capacity, capacity) if separate else unified_buffer(capacity)
             accelerator = Accelerator("a", buffers, rng.random() < 0.5, 4.0, 100.0, 8, ENERGY, fused_liveness=liveness)
+            accelerator = replace(accelerator, halo=halo) if halo else accelerator
             cands = generate_group(segment, accelerator, objectives)
+            assert {m.halo for m in cands.mappings} <= set(accelerator.halo)
             costs = [group_cost(segment, m, accelerator.double_buffering, accelerator.liveness)
-                     for m in every_group_mapping(segment)]  # fmt: skip
+                     for m in every_group_mapping(segment, accelerator.halo)]  # fmt: skip
             fitting = [
                 c
                 for c in costs
@@ -227,6 +286,44 @@ def test_joint_optimum_with_liveness_equals_brute_force_over_segmentations(seed:
     assert solution.result.objective == pytest.approx(expected, rel=1e-9)
     assert solution.result.objective <= solve(network, replace(accelerator, fused_liveness=False), objective,
                                               fusion=4).result.objective * (1 + 1e-9)  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [*range(12), 18, 20, 22, 35, 36])
+def test_joint_optimum_with_halo_caches_equals_brute_force_over_segmentations(seed: int):
+    """Every halo mode allowed: the program's choice per group against every segmentation,
+    tile, resident set and mode; never worse than recomputing, and better somewhere (below)."""
+    network, accelerator = random_fusion_instance(seed)
+    accelerator = replace(accelerator, halo=ALL_HALO, fused_liveness=seed % 3 == 0)
+    objective = [Objective.DRAM, Objective.LATENCY, Objective.ENERGY][seed % 3]
+    expected = best_fused_network_cost(network, accelerator, objective, longest=4)
+    solution = solve(network, accelerator, objective, fusion=4)
+    assert solution.result.status is Status.OPTIMAL
+    assert solution.result.objective == pytest.approx(expected, rel=1e-9)
+    recompute = solve(network, replace(accelerator, halo=(Halo.RECOMPUTE,)), objective, fusion=4)
+    assert solution.result.objective <= recompute.result.objective * (1 + 1e-9)
+
+
+def test_halo_caches_win_on_some_random_instances():
+    """The comparison above is not vacuous: some optimum caches a halo, for less traffic."""
+    wins = 0
+    for seed in range(40):
+        network, accelerator = random_fusion_instance(seed)
+        cached = solve(network, replace(accelerator, halo=ALL_HALO), fusion=4)
+        wins += any(group.mapping.halo is not Halo.RECOMPUTE for group in cached.groups) and (
+            cached.result.objective < solve(network, accelerator, fusion=4).result.objective
+        )
+    assert wins >= 3  # 4 of these 40 when written
+
+
+def test_the_checker_accepts_a_cached_halo_only_where_the_accelerator_allows_it():
+    network, accelerator = random_fusion_instance(18)  # an instance whose optimum caches
+    solution = solve(network, replace(accelerator, halo=ALL_HALO), fusion=4)
+    groups = {(g.segment.layers[0].name, g.segment.last.name): g.mapping for g in solution.groups}
+    assert any(mapping.halo is not Halo.RECOMPUTE for mapping in groups.values())
+    mappings = {r.layer.name: r.mapping for r in solution.layers if r.group is None}
+    assert check_mappings(network, replace(accelerator, halo=ALL_HALO), mappings, groups).feasible
+    refused = check_mappings(network, accelerator, mappings, groups).violations
+    assert any("is not among the accelerator's modes" in v for v in refused)
 
 
 def test_fusion_helps_on_some_random_instances():

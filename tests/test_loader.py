@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from dse_milp.errors import InputError
+from dse_milp.halo import Halo
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.workload import LayerKind, Precision, Shape
 from tests.layers import TINY_NETWORK
@@ -444,6 +445,29 @@ def test_bad_accelerator_numbers(tmp_path, field, value, fragment):
     source, problems = accelerator_problems(tmp_path, data)
     assert len(problems) == 1
     assert_problem(problems, source, field, fragment, f"got {value!r}")
+
+
+@pytest.mark.parametrize(
+    ("value", "modes"),
+    [("any", tuple(Halo)), ("rows", (Halo.ROWS,)), (["rows+columns", "recompute", "rows"],
+     (Halo.RECOMPUTE, Halo.ROWS, Halo.BOTH))],
+)  # fmt: skip
+def test_halo_modes_one_or_a_list_in_halo_order(tmp_path, value, modes):
+    data = copy.deepcopy(ACCELERATOR) | {"halo": value}
+    assert load_accelerator(write(tmp_path, data)).halo == modes
+    assert load_accelerator(write(tmp_path, copy.deepcopy(ACCELERATOR))).halo == (Halo.RECOMPUTE,)
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [(["rows", "sideways"], "got 'sideways'"), ([], "must name at least one of"), (3, "got 3"),
+     ("Rows", "got 'Rows'"), ({"rows": 1}, "got {'rows': 1}")],
+)  # fmt: skip
+def test_bad_halo_modes(tmp_path, value, fragment):
+    data = copy.deepcopy(ACCELERATOR) | {"halo": value}
+    source, problems = accelerator_problems(tmp_path, data)
+    assert len(problems) == 1
+    assert_problem(problems, source, "halo", fragment, "recompute, columns, rows, rows+columns, any")
 
 
 def test_negative_energy(tmp_path):

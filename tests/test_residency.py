@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from dse_milp.accelerator import Accelerator, Energy, Split, separate_buffers
 from dse_milp.cost import Objective
 from dse_milp.fusion import GroupMapping, generate_group, group_cost, group_objective
+from dse_milp.halo import Halo
 from dse_milp.loader import parse_network
 from dse_milp.residency import Residency
 from dse_milp.solve import segments
@@ -77,10 +78,14 @@ def test_hull_is_the_upper_concave_hull_of_every_subset(pairs, budget):
 ENERGY = Energy(20.0, 0.6, 0.2)
 
 
-@pytest.mark.parametrize("objectives", [(Objective.DRAM,), (Objective.LATENCY, Objective.DRAM)])
-def test_free_split_candidates_hold_the_best_of_every_bank_allocation(objectives):
+@pytest.mark.parametrize(
+    ("objectives", "halo"),
+    [((Objective.DRAM,), (Halo.RECOMPUTE,)), ((Objective.LATENCY, Objective.DRAM), (Halo.RECOMPUTE,)),
+     ((Objective.DRAM,), tuple(Halo))],
+)  # fmt: skip
+def test_free_split_candidates_hold_the_best_of_every_bank_allocation(objectives, halo):
     """Under a free split, for every allocation of banks to the three buffers, the best
-    candidate that fits it is as good as the best of every tile and every resident set."""
+    candidate that fits it is as good as the best of every tile, resident set and halo mode."""
     rng = random.Random(11)
     compared = 0
     for seed in range(40):
@@ -91,14 +96,15 @@ def test_free_split_candidates_hold_the_best_of_every_bank_allocation(objectives
             total = bank * banks
             split = Split(total, bank)
             acc = Accelerator("s", separate_buffers(total, total, total), rng.random() < 0.5, 4.0, 100.0, 8, ENERGY,
-                              split)  # fmt: skip
+                              split, halo=halo)  # fmt: skip
             cands = generate_group(segment, acc, objectives)
             last = segment.shape(segment.last.name)
             everything = [
-                group_cost(segment, GroupMapping(r, c, res), acc.double_buffering)
+                group_cost(segment, GroupMapping(r, c, res, mode), acc.double_buffering)
                 for r in range(1, last.height + 1)
                 for c in range(1, last.width + 1)
                 for res in residency_choices(segment)
+                for mode in halo
             ]
             found = [group_cost(segment, m, acc.double_buffering) for m in cands.mappings]
             scored = {
