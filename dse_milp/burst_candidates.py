@@ -9,9 +9,12 @@ pair keeps the candidates not dominated in (moved bits, or the rank of the costs
 under them, footprint), ties broken by fewer tiles, then the byte model's order.
 The program then chooses one layout per tensor (``formulations.layouts``).
 
-The space is the byte model's candidates, priced exactly: a mapping that moves more
-bytes than another of no larger footprint but fewer bursts is not among them. The
-optimum is proven over this space, not over every tiling (docs/traffic_model.md).
+A fused group's candidates are also tried with their streamed weights read in larger
+pieces (``dse_milp.pieces``), which only bursts can make worth their footprint.
+
+The space is the byte model's candidates (and those pieces), priced exactly: a mapping
+that moves more bytes than another of no larger footprint but fewer bursts is not among
+them. The optimum is proven over this space, not over every tiling (docs/traffic_model.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.bursts import group_bursts, input_bursts, output_bursts, weight_bursts
 from dse_milp.candidates import (
     OPERANDS,
+    TRAFFIC_FIELDS,
     Candidates,
     Query,
     bank_counts,
@@ -39,6 +43,7 @@ from dse_milp.candidates import (
 from dse_milp.cost import Objective, objective_rank, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.fusion import GroupCandidates
 from dse_milp.layouts import NCHW, NHWC, Layout, Layouts
+from dse_milp.pieces import with_pieces
 from dse_milp.traffic import Mapping, Traffic, exposed, footprint, traffic
 from dse_milp.workload import Layer
 
@@ -194,29 +199,35 @@ def with_group_spans(cands: Candidates, accelerator: Accelerator) -> Candidates:
 
 def group_in_bursts(cands: GroupCandidates, accelerator: Accelerator, objectives: Sequence[Objective],
                     choices: Sequence[Layouts]) -> GroupCandidates:  # fmt: skip
-    """``cands`` for each pair of ``choices`` (the tensors it reads, its output), priced in
-    bursts, each pair's front; the fewest extra MACs, then the byte model's order, win ties."""
+    """``cands``, each also with its streamed weights in larger pieces where that fits
+    (``dse_milp.pieces``), for each pair of ``choices`` (the tensors it reads, its output),
+    priced in bursts, each pair's front; the fewest extra MACs, then the byte model's order
+    (one channel per piece first), win ties."""
     k, segment = len(cands), cands.segment
     burst = accelerator.burst_bytes
-    macs, operand_bytes = cands.work()
-    extra = cands.extra_macs.sum(axis=1)
+    expanded, base, saved = with_pieces(cands, accelerator)
+    macs, operand_bytes = expanded.work()
+    extra = expanded.extra_macs.sum(axis=1)
+    weight = TRAFFIC_FIELDS.index("weight_read")
     parts = []
     for pair in choices:
-        moved = np.zeros((k, 5), dtype=np.int64)
+        plain = np.zeros((k, 5), dtype=np.int64)
         for i, mapping in enumerate(cands.mappings):
-            moved[i] = _bits(sum(group_bursts(segment, mapping, pair, burst).values(), Traffic()), accelerator)
-        score = objective_rank(objectives, accelerator, moved.sum(axis=1), macs, operand_bytes, cands.exposed)
-        keep = _front(accelerator, score, cands.footprint, extra, np.arange(k))
+            plain[i] = _bits(sum(group_bursts(segment, mapping, pair, burst).values(), Traffic()), accelerator)
+        moved = plain[base]
+        moved[:, weight] -= saved * 8 * burst
+        score = objective_rank(objectives, accelerator, moved.sum(axis=1), macs, operand_bytes, expanded.exposed)
+        keep = _front(accelerator, score, expanded.footprint, extra, np.arange(len(expanded)))
         parts.append((keep, moved[keep], pair))
     keep = np.concatenate([p[0] for p in parts])
     return GroupCandidates(
         segment=segment,
-        mappings=tuple(cands.mappings[i] for i in keep),
+        mappings=tuple(expanded.mappings[i] for i in keep),
         traffic=np.concatenate([p[1] for p in parts]).reshape(-1, 5),
-        footprint=cands.footprint[keep],
-        extra_macs=cands.extra_macs[keep],
-        tiles=cands.tiles[keep],
-        exposed=cands.exposed[keep],
+        footprint=expanded.footprint[keep],
+        extra_macs=expanded.extra_macs[keep],
+        tiles=expanded.tiles[keep],
+        exposed=expanded.exposed[keep],
         layouts=tuple(p[2] for p in parts for _ in p[0]),
-        useful=cands.traffic[keep],
+        useful=expanded.traffic[keep],
     )

@@ -120,11 +120,21 @@ def _tile_sizes(extent: int, tile: int) -> list[tuple[int, int]]:
     return [(whole, tile)] + ([(1, edge)] if edge else [])
 
 
+def piece_bursts(layer: Layer, piece: int, burst_bytes: int) -> int:
+    """Bursts one pass over a streamed layer's weights moves, read in pieces of ``piece``
+    output channels (the last piece holds the rest), each packed from a burst boundary."""
+    whole, rest = divmod(layer.m, piece)
+    bits = weight_slice(layer) * layer.precision.weight
+    size = 8 * burst_bytes
+    return whole * -(-(piece * bits) // size) + -(-(rest * bits) // size)
+
+
 def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burst_bytes: int) -> dict[str, Traffic]:
     """Bursts of a fused group by layer (as ``GroupCost.by_layer``): each outside tensor's
     region, all channels, for every tile (only its fresh part along an axis whose halo is
-    cached); the weights (resident: once; streamed: for every tile, one output channel at a
-    time, each packed from a burst boundary); the output's region for every tile. The tensors
+    cached); the weights (resident: once; streamed: for every tile, a piece of output channels
+    at a time, each packed from a burst boundary: ``piece_bursts``); the output's region for
+    every tile. The tensors
     it reads are in ``layouts.input``, its output in ``layouts.output``."""
     last = segment.shape(segment.last.name)
     row_tiles = [spans(segment, span, 0) for span in tile_bounds(last.height, mapping.rows)]
@@ -155,7 +165,7 @@ def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burs
         if layer.name in mapping.resident:
             weights = -(-(layer.weight_elements * layer.precision.weight) // size)
         else:
-            weights = tiles * layer.m * -(-(weight_slice(layer) * layer.precision.weight) // size)
+            weights = tiles * piece_bursts(layer, mapping.piece(layer.name), burst_bytes)
         counts[layer.name] += Traffic(weight_read=weights)
     out = segment.last
     counts[out.name] += Traffic(output_write=regions(out.name, out.precision.output, layouts.output))

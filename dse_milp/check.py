@@ -85,6 +85,16 @@ def check_mappings(
         if mapping.halo not in accelerator.halo:
             violations.append(f"group {first!r}..{last!r}: halo {mapping.halo} is not among the accelerator's modes")
             continue
+        streamed = {layer.name: layer.m for layer in segment.layers if layer.has_weights}
+        bad_pieces = [
+            f"{name!r} in pieces of {q}"
+            for name, q in mapping.pieces
+            if name not in streamed or name in mapping.resident or not 1 <= q <= streamed[name]
+        ]
+        if bad_pieces or len({name for name, _ in mapping.pieces}) < len(mapping.pieces):
+            violations.append(f"group {first!r}..{last!r}: weights read in pieces not of a streamed layer's "
+                              f"channels: {', '.join(bad_pieces) or 'a layer named twice'}")  # fmt: skip
+            continue
         for layer in segment.layers:
             runs[layer.name] += 1
         cost = group_cost(segment, mapping, accelerator.double_buffering, accelerator.liveness)

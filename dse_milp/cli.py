@@ -371,6 +371,12 @@ def _solver_options(parser: argparse.ArgumentParser) -> None:
         "--threads", type=_number(int, f"[1, {MAX_THREADS}]"), default=1, help="solver threads (default 1)"
     )
     parser.add_argument("--seed", type=_number(int, SEEDS), default=0, help=f"solver seed in {SEEDS} (default 0)")
+    parser.add_argument(
+        "--no-decompose",
+        action="store_true",
+        help="under a free split in bytes, solve the whole program rather than first choosing the split "
+        "by comparing every complete split (both are exact; the comparison is faster)",
+    )
 
 
 def _size_argument(text: str) -> int:
@@ -428,7 +434,8 @@ def _with_overrides(accelerator: Accelerator, args: argparse.Namespace) -> Accel
 
 def _options(args: argparse.Namespace) -> SolverOptions:
     """The solver options, with the deadline of ``--time-limit`` counted from now."""
-    options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed)
+    options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed,
+                            decompose=not args.no_decompose)  # fmt: skip
     return options.started()
 
 

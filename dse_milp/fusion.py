@@ -139,14 +139,22 @@ def spans(segment: Segment, out: Span, axis: int) -> dict[str, Span]:
 
 @dataclass(frozen=True)
 class GroupMapping:
-    """How a fused group runs: its tile of the last layer's output, and which layers' weights
-    stay on chip for the whole group (the others are read again for every tile, one output
-    channel's weights at a time), and how it handles the halo between tiles."""
+    """How a fused group runs: its tile of the last layer's output, which layers' weights stay
+    on chip for the whole group (the others are read again for every tile, a piece of output
+    channels at a time), and how it handles the halo between tiles."""
 
     rows: int
     cols: int
     resident: frozenset[str]
     halo: Halo = Halo.RECOMPUTE
+    pieces: tuple[tuple[str, int], ...] = ()
+    """Streamed layers read in pieces of more than one output channel: (layer, channels per
+    piece), in the group's order; every other streamed layer reads one channel at a time.
+    Only DRAM bursts can make a larger piece worth its footprint (``dse_milp.pieces``)."""
+
+    def piece(self, layer: str) -> int:
+        """Output channels per piece of a streamed layer's weights."""
+        return dict(self.pieces).get(layer, 1)
 
 
 @dataclass(frozen=True)
@@ -162,7 +170,7 @@ class GroupCost:
     columns no reader needs)."""
     exposed: int
     """Bits a double-buffered run cannot overlap with compute: what the first tile holds when it
-    starts (its external input regions, the resident weights, one slice of each streamed
+    starts (its external input regions, the resident weights, one piece of each streamed
     layer's weights) and one region of the group's output (the last store)."""
 
     @property
@@ -280,7 +288,8 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
         for layer in segment.layers
     }
     held_weights = sum(
-        (layer.weight_elements if layer.name in mapping.resident else weight_slice(layer)) * layer.precision.weight
+        (layer.weight_elements if layer.name in mapping.resident else mapping.piece(layer.name) * weight_slice(layer))
+        * layer.precision.weight
         for layer in segment.layers
     )
     slots = [largest(x) * segment.input_bits(x) for x in segment.externals]

@@ -127,6 +127,7 @@ def group_record(group: GroupResult, total_bytes: float, burst_bytes: int = 1) -
         "halo": str(group.mapping.halo),
         "tiles": group.cost.tiles,
         "resident_weights": [layer.name for layer in group.segment.layers if layer.name in group.mapping.resident],
+        "weight_pieces": dict(group.mapping.pieces),
         "reads": list(group.segment.externals),
         "footprint_bytes": _number(sum(group.buffer_bytes.values())),
         "buffer_bytes": {name: _number(v) for name, v in group.buffer_bytes.items()},

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from dse_milp.fusion import GroupCost, GroupMapping, Segment, weight_slice
+from dse_milp.fusion import GroupCost, GroupMapping, Segment
 from dse_milp.layouts import Layout
 from dse_milp.traffic import Mapping, Traffic, tile_bounds
 from dse_milp.workload import Layer, LayerKind, Operand, Shape
@@ -225,11 +225,7 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
                 loaded.add(layer.name)
     reads[segment.last.name]["output_write"] = segment.last.output_elements * segment.last.precision.output
 
-    held_weights = sum(
-        (layer.weight_elements if layer.name in mapping.resident else weight_slice(layer)) * layer.precision.weight
-        for layer in segment.layers
-        if layer.has_weights
-    )
+    held_weights = sum(_held_weights(layer, mapping) for layer in segment.layers if layer.has_weights)
     bits = {x: segment.input_bits(x) for x in segment.externals}
     bits |= {layer.name: layer.precision.output for layer in segment.layers}
     slot = {x: largest[x] * bits[x] for x in bits}
@@ -302,6 +298,20 @@ def _walk(
     return walk, line_peak + column_peak
 
 
+def _pieces(layer: Layer, mapping: GroupMapping) -> list[range]:
+    """The output channels of each piece a streamed layer's weights are read in."""
+    step = dict(mapping.pieces).get(layer.name, 1)
+    return [range(start, min(start + step, layer.m)) for start in range(0, layer.m, step)]
+
+
+def _held_weights(layer: Layer, mapping: GroupMapping) -> int:
+    """Bits of a layer's weights a group holds: all of them if resident, else its largest piece."""
+    if layer.name in mapping.resident:
+        return layer.weight_elements * layer.precision.weight
+    per_channel = layer.weight_elements // layer.m
+    return max(len(piece) for piece in _pieces(layer, mapping)) * per_channel * layer.precision.weight
+
+
 def _allocate(segment: Segment, slot: dict[str, int], copies: int, shared: bool) -> tuple[int, int]:
     """Run one tile's layers in order, allocating and freeing slots: the outside tensors when
     the tile starts, each layer's region when it runs; a slot is freed once no later layer of
@@ -352,8 +362,8 @@ def simulate_group_bursts(
     """Walk a fused group tile by tile and count, by layer, the distinct bursts of every transfer
     from its elements: each outside tensor's region (all channels) for every tile, less what a
     halo cache holds (``_walk``), charged to its first reader; resident weights once and
-    streamed weights for every tile, one output channel at a time, each packed from a burst
-    boundary; the output's region for every tile.
+    streamed weights for every tile, a piece of output channels at a time (``_pieces``), each
+    packed from a burst boundary; the output's region for every tile.
     The tensors it reads are in ``layouts[0]``, its output in ``layouts[1]``."""
     counts: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
     size = 8 * burst_bytes
@@ -376,9 +386,12 @@ def simulate_group_bursts(
             loaded.add(layer.name)
             if layer.name in mapping.resident:
                 counts[layer.name]["weight_read"] += -(-(layer.weight_elements * layer.precision.weight) // size)
-            else:
-                one = -(-(weight_slice(layer) * layer.precision.weight) // size)
-                counts[layer.name]["weight_read"] += layer.m * one
+                continue
+            per_channel = (layer.weight_elements // layer.m) * layer.precision.weight
+            for piece in _pieces(layer, mapping):  # each packed from a burst boundary
+                addresses = range(0, len(piece) * per_channel, layer.precision.weight)
+                touched = {b for a in addresses for b in range(a // size, (a + layer.precision.weight - 1) // size + 1)}
+                counts[layer.name]["weight_read"] += len(touched)
     return {name: Traffic(**c) for name, c in counts.items()}
 
 

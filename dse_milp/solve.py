@@ -13,6 +13,7 @@ from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import fewest_tiles, generate, shape_of
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, ranked_by_objectives
+from dse_milp.decompose import best_split
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
@@ -39,6 +40,7 @@ from formulations import (
     chosen_groups,
     chosen_layouts,
     chosen_sizes,
+    fix_split,
     fix_stage,
     prefer_layouts,
 )
@@ -211,12 +213,15 @@ def _signature(segment: Segment) -> tuple:
 
 
 def _renamed(cands: GroupCandidates, segment: Segment) -> GroupCandidates:
-    """``cands`` (of a group of the same signature) for ``segment``: its resident layers named
-    by their positions in ``segment``."""
+    """``cands`` (of a group of the same signature) for ``segment``: its resident layers and
+    its layers read in pieces named by their positions in ``segment``."""
     if cands.segment == segment:
         return cands
     names = {old.name: new.name for old, new in zip(cands.segment.layers, segment.layers, strict=True)}
-    mappings = tuple(replace(m, resident=frozenset(names[n] for n in m.resident)) for m in cands.mappings)
+    mappings = tuple(
+        replace(m, resident=frozenset(names[n] for n in m.resident), pieces=tuple((names[n], q) for n, q in m.pieces))
+        for m in cands.mappings
+    )
     return replace(cands, segment=segment, mappings=mappings)
 
 
@@ -312,9 +317,21 @@ def solve(
 
     start = time.perf_counter()
     _stop_if_asked(options.deadline, f"before {solver} started")
+    split = best_split(problem) if options.decompose and accelerator.split and len(choices) <= 1 else None
+    if split is not None:
+        fix_split(model, split.banks)
+        notes.append(f"split chosen by comparing all {split.splits} complete splits, each by a shortest path "
+                     f"over the segmentations (exact); the program solved with it fixed")  # fmt: skip
     if (bound := one_layout_bound(problem)) is not None:
         fix_by_reduced_cost(model, bound, options.deadline)
     result = backend.solve(model, options)
+    if split is not None and result.has_solution:  # the enumeration proves its optimum over every split
+        if result.status is Status.OPTIMAL and abs(result.objective - split.value[0]) > 1e-6 * max(
+            1.0, abs(split.value[0])
+        ):
+            raise DseError(f"internal error: the split's program found {result.objective}, its enumeration "
+                           f"{split.value[0]}")  # fmt: skip
+        result = replace(result, bound=split.value[0])
     if result.status is Status.INFEASIBLE:
         raise InfeasibleError(infeasibility(problem))
     if result.status is Status.NO_SOLUTION:

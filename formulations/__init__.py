@@ -8,7 +8,7 @@ files nor prints.
 from formulations.layouts import chosen_layouts, prefer_layouts
 from formulations.model import build_model, chosen_candidates, chosen_groups
 from formulations.objective import fix_stage
-from formulations.partition import chosen_sizes
+from formulations.partition import chosen_sizes, fix_split
 from formulations.problem import MappingProblem
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "chosen_groups",
     "chosen_layouts",
     "chosen_sizes",
+    "fix_split",
     "fix_stage",
     "prefer_layouts",
 ]

@@ -47,3 +47,12 @@ def add_partition(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
 def chosen_sizes(m: pyo.ConcreteModel) -> dict[str, int]:
     """Bytes of every buffer in a solved model."""
     return {b: round(pyo.value(m.buffer_size[b])) for b in m.buffers}
+
+
+def fix_split(m: pyo.ConcreteModel, banks: dict[str, int]) -> None:
+    """Hold every buffer of a free split at ``banks`` banks (by buffer name), through the
+    bounds of its one-hot size."""
+    for b in m.buffers:
+        for j in m.sizes:
+            m.size_is[b, j].setlb(1 if j == banks[b] else 0)
+            m.size_is[b, j].setub(1 if j == banks[b] else 0)

@@ -24,7 +24,7 @@ from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, Traffic, traffic
 from dse_milp.workload import Layer, LayerKind, Precision, Shape
 from tests.brute_force import residency_choices
 from tests.layers import group_spans, small_layers, tilings
-from tests.test_fusion import random_fusion_instance, random_networks
+from tests.test_fusion import random_fusion_instance, random_networks, random_pieces
 
 LAYOUTS = st.sampled_from([NCHW, NHWC, Layout("NCHW", 1), Layout("NCHW", 2), Layout("NCHW", 3)])
 
@@ -99,15 +99,16 @@ def test_bad_layouts_are_refused(text: str):
 @pytest.mark.parametrize("layouts", [(NCHW, NCHW), (NHWC, NHWC), (Layout("NCHW", 2), NHWC), (NCHW, Layout("NCHW", 3))])
 def test_group_bursts_equal_a_walk_of_every_element(layouts: tuple[Layout, Layout]):
     """Fused groups on random chains and residual blocks: every tile's regions (less what a
-    halo cache holds), weights and output, counted from their elements, for random tile
-    sizes, residencies and halo modes."""
+    halo cache holds), weights (in pieces) and output, counted from their elements, for
+    random tile sizes, residencies, halo modes and pieces."""
     rng = random.Random(11)
     compared = cached = 0
     for network in random_networks(60, seed=6):
         for segment in segments(network, longest=3):
             last = segment.shape(segment.last.name)
-            mapping = GroupMapping(rng.randint(1, last.height), rng.randint(1, last.width),
-                                   rng.choice(residency_choices(segment)), rng.choice(list(Halo)))  # fmt: skip
+            resident = rng.choice(residency_choices(segment))
+            mapping = GroupMapping(rng.randint(1, last.height), rng.randint(1, last.width), resident,
+                                   rng.choice(list(Halo)), random_pieces(rng, segment, resident))  # fmt: skip
             burst = rng.choice([2, 4, 16])
             found = group_bursts(segment, mapping, Layouts(*layouts), burst)
             assert found == simulate_group_bursts(segment, mapping, layouts, burst)

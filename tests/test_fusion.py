@@ -48,6 +48,12 @@ def every_group_mapping(segment: Segment, halo: tuple[Halo, ...] = (Halo.RECOMPU
     ]
 
 
+def random_pieces(rng: random.Random, segment: Segment, resident: frozenset[str]) -> tuple[tuple[str, int], ...]:
+    """Random pieces (channels per piece, more than one) for some of the streamed layers."""
+    streamed = [x for x in segment.layers if x.has_weights and x.name not in resident and x.m > 1]
+    return tuple((x.name, rng.randint(2, x.m)) for x in streamed if rng.random() < 0.5)
+
+
 @pytest.mark.parametrize("halo", list(Halo))
 @pytest.mark.parametrize("liveness", [None, False, True])
 def test_group_closed_form_matches_simulation(liveness: bool | None, halo: Halo):
@@ -60,6 +66,7 @@ def test_group_closed_form_matches_simulation(liveness: bool | None, halo: Halo)
         for segment in segments(network, 6):
             mappings = every_group_mapping(segment, (halo,))
             for mapping in rng.sample(mappings, k=min(6, len(mappings))):
+                mapping = replace(mapping, pieces=random_pieces(rng, segment, mapping.resident))
                 double = rng.random() < 0.5
                 cost = group_cost(segment, mapping, double, liveness)
                 assert cost == simulate_group(segment, mapping, double, liveness)

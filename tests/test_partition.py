@@ -14,7 +14,7 @@ from dse_milp.cost import Objective
 from dse_milp.errors import InfeasibleError
 from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.solve import solve
-from dse_milp.solvers import Status
+from dse_milp.solvers import SolverOptions, Status
 from tests.layers import random_network_spec
 
 ENERGY = Energy(20.0, 0.6, 0.2)
@@ -52,8 +52,10 @@ def best_fixed_split(network, split: Split, objective: Objective, fusion: int) -
     return best
 
 
+@pytest.mark.parametrize("decompose", [True, False])
 @pytest.mark.parametrize("seed", range(12))
-def test_free_split_equals_the_best_fixed_split(seed: int):
+def test_free_split_equals_the_best_fixed_split(seed: int, decompose: bool):
+    """Through the enumeration of complete splits (``decompose``) or the program alone."""
     rng = random.Random(seed)
     network = parse_network(random_network_spec(rng, rng.randint(2, 4)))
     roomy = Accelerator("roomy", unified_buffer(1 << 20), False, 4.0, 100.0, 8, ENERGY)
@@ -65,13 +67,16 @@ def test_free_split_equals_the_best_fixed_split(seed: int):
     objective = [Objective.DRAM, Objective.LATENCY, Objective.ENERGY][seed % 3]
     fusion = 4 if seed % 2 else 0
     expected, _ = best_fixed_split(network, split, objective, fusion)
+    options = SolverOptions(decompose=decompose)
     if not np.isfinite(expected):
         with pytest.raises(InfeasibleError):
-            solve(network, free, objective, fusion=fusion)
+            solve(network, free, objective, options=options, fusion=fusion)
         return
-    solution = solve(network, free, objective, fusion=fusion)
+    solution = solve(network, free, objective, options=options, fusion=fusion)
     assert solution.result.status is Status.OPTIMAL
     assert solution.result.objective == pytest.approx(expected, rel=1e-9)
+    assert solution.result.bound == pytest.approx(expected, rel=1e-9)
+    assert any("complete splits" in note for note in solution.notes) == decompose
     assert sum(solution.buffer_sizes.values()) == split.total_bytes
     assert all(size % bank == 0 for size in solution.buffer_sizes.values())
 
@@ -85,3 +90,31 @@ def test_free_split_never_worse_than_the_fixed_fpga_split():
         "fpga-free", buffers, True, fixed.dram_bandwidth, fixed.clock_mhz, fixed.macs, fixed.energy, split
     )
     assert solve(network, free, prices=False).dram_bytes <= solve(network, fixed, prices=False).dram_bytes
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_lexicographic_objectives_through_the_split_enumeration_equal_the_program(seed: int):
+    """Several objectives, fused groups, double buffering: the enumeration of complete splits
+    then the program with that split fixed, and the program alone, reach the same optimum
+    under every objective in turn."""
+    rng = random.Random(100 + seed)
+    network = parse_network(random_network_spec(rng, rng.randint(3, 5)))
+    roomy = Accelerator("roomy", unified_buffer(1 << 20), False, 4.0, 100.0, 8, ENERGY)
+    need = max(generate(layer, roomy).smallest_footprint.sum() / 8 for layer in network.layers)
+    bank = max(1, int(need * rng.uniform(0.3, 1.0)))
+    buffers, split = free_split(bank * rng.randint(3, 8), bank)
+    free = Accelerator("free", buffers, seed % 2 == 1, 4.0, 100.0, 8, ENERGY, split)
+    objectives = [(Objective.LATENCY, Objective.DRAM), (Objective.DRAM, Objective.ENERGY)][seed % 2]
+    try:
+        fast = solve(network, free, objectives, fusion=4, prices=False)
+    except InfeasibleError:
+        with pytest.raises(InfeasibleError):
+            solve(network, free, objectives, options=SolverOptions(decompose=False), fusion=4, prices=False)
+        return
+    slow = solve(network, free, objectives, options=SolverOptions(decompose=False), fusion=4, prices=False)
+    second = objectives[1]
+    for solution in (fast, slow):
+        assert solution.result.status is Status.OPTIMAL
+    assert fast.result.objective == pytest.approx(slow.result.objective, rel=1e-9)
+    value = {Objective.DRAM: "dram_bytes", Objective.LATENCY: "latency_cycles", Objective.ENERGY: "energy_pj"}
+    assert getattr(fast, value[second]) == pytest.approx(getattr(slow, value[second]), rel=1e-9)

@@ -38,6 +38,9 @@ class SolverOptions:
     threads: int = 1
     """Threads the solver may use; 1 keeps runs reproducible and cheap."""
     seed: int = 0
+    decompose: bool = True
+    """Whether a free split with no layouts to choose is settled first by comparing every
+    complete split (``dse_milp.decompose``), the program then solved with it fixed."""
     deadline: float | None = None
     """The ``time.monotonic()`` reading by which the run ends: set by ``started()`` from
     ``time_limit`` when the run begins, and shared by every step after it."""
