@@ -27,7 +27,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -148,6 +148,22 @@ class Candidates:
     def mapping(self, i: int) -> Mapping:
         tiling = Tiling(*(int(t) for t in self.tiles[i]))
         return Mapping(tiling, self.orders[i], Levels(*map(int, self.levels[i])), int(self.spans[i]))
+
+    def take(self, index: np.ndarray) -> Candidates:
+        """The candidates at positions ``index``, in that order."""
+        return replace(self, **rows_of(self, index, per_unit={"layer", "smallest_footprint"}))
+
+
+def rows_of(cands: object, index: np.ndarray, per_unit: set[str]) -> dict[str, object]:
+    """Every per-candidate field of a dataclass of candidates (arrays and tuples, one item per
+    candidate; empty tuples and None stay as they are), at positions ``index``."""
+    out: dict[str, object] = {}
+    for f in fields(cands):  # type: ignore[arg-type]
+        value = getattr(cands, f.name)
+        if f.name in per_unit or value is None or (isinstance(value, tuple) and not value):
+            continue
+        out[f.name] = value[index] if isinstance(value, np.ndarray) else tuple(value[i] for i in index)
+    return out
 
 
 def fits_buffers(footprint: np.ndarray, accelerator: Accelerator) -> np.ndarray:

@@ -374,8 +374,9 @@ def _solver_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-decompose",
         action="store_true",
-        help="under a free split in bytes, solve the whole program rather than first choosing the split "
-        "by comparing every complete split (both are exact; the comparison is faster)",
+        help="where no layouts are to be chosen, solve the whole program (every candidate, every split) "
+        "rather than keep each unit's best candidate (fixed buffers) or choose the split first by comparing "
+        "every complete split (a free split); all exact, the default faster",
     )
 
 

@@ -18,7 +18,7 @@ first in the order (input, weight, output banks) ascending is taken.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -109,3 +109,25 @@ def best_split(problem: MappingProblem) -> BestSplit | None:
     names = {b.name: OPERANDS.index(next(iter(b.operands))) for b in problem.accelerator.buffers}
     banks = {name: int(splits[best][index]) for name, index in names.items()}
     return BestSplit(banks, tuple(float(v) for v in final[best]), len(splits))
+
+
+def best_of_each_unit(problem: MappingProblem) -> MappingProblem:
+    """``problem`` with each unit's candidates cut to its best, where nothing couples the
+    units but the segmentation (fixed buffers, no layouts to choose): each candidate then fits
+    on its own, and a unit's choice changes only its own cost, so an optimal design takes the
+    best candidate of each unit it runs. Best: least under the objectives in order, then
+    least traffic, then the first (the smallest footprint)."""
+    assert problem.accelerator.split is None and len(problem.layouts) <= 1
+
+    def first_best(costs: list[np.ndarray], bits: np.ndarray) -> np.ndarray:
+        return np.array([int(np.argmin(lexicographic_rank(*costs, bits)))]) if len(bits) else np.zeros(0, np.int64)
+
+    candidates = {
+        name: cands.take(first_best([problem.cost(o, name) for o in problem.objectives], cands.total_bits))
+        for name, cands in problem.candidates.items()
+    }
+    groups = {
+        key: cands.take(first_best([problem.group_cost(o, key) for o in problem.objectives], cands.total_bits))
+        for key, cands in problem.groups.items()
+    }
+    return replace(problem, candidates=candidates, groups=groups)

@@ -21,13 +21,13 @@ layer's output is written to DRAM.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
-from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, split_front, traffic_front
+from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, rows_of, split_front, traffic_front
 from dse_milp.cost import Objective, cost_of, objective_rank, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.halo import Halo, fresh, overlap
 from dse_milp.layouts import Layouts
@@ -402,6 +402,10 @@ class GroupCandidates:
         """(k,) MACs of the whole group (the recomputed halo included), and (k,) bytes they read
         from the buffer."""
         return _work(self.segment, self.extra_macs)
+
+    def take(self, index: np.ndarray) -> GroupCandidates:
+        """The candidates at positions ``index``, in that order."""
+        return replace(self, **rows_of(self, index, per_unit={"segment"}))
 
 
 def _work(segment: Segment, extra_macs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import fewest_tiles, generate, shape_of
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective, cost, ranked_by_objectives
-from dse_milp.decompose import best_split
+from dse_milp.decompose import best_of_each_unit, best_split
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
@@ -309,6 +309,11 @@ def solve(
     start = time.perf_counter()
     choices = layout_choices(accelerator, layout)
     problem = build_problem(network, accelerator, objectives, fusion, cache, options.deadline, choices)
+    counts = {name: len(cands) for name, cands in problem.candidates.items()}
+    counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
+    generated = problem  # the shadow prices' LP steps take every candidate of a unit
+    if options.decompose and accelerator.split is None and len(choices) <= 1:
+        problem = best_of_each_unit(problem)  # nothing but the segmentation couples the units
     seconds["candidates"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -374,12 +379,13 @@ def solve(
         units = [name for name in chosen] + [Segment.of(network, *key) for key in fused]
         held = {name: problem.candidates[name].layouts[k] for name, k in chosen.items() if choices}
         held |= {f"{a}..{b}": problem.groups[a, b].layouts[k] for (a, b), k in fused.items() if choices}
-        shadow, note = shadow_prices(settled, units, options.deadline, held)
+        every = replace(generated, accelerator=settled.accelerator)
+        shadow, note = shadow_prices(every, units, options.deadline, held)
         notes += [note] if note else []
         seconds["prices"] = time.perf_counter() - start
     by_name = {str(x): x for x in choices}
     tensor_layouts = {tensor: by_name[name] for tensor, name in stored.items()}
-    layers, groups, note = _results(settled, chosen, fused, shadow, options.deadline)
+    layers, groups, note = _results(settled, chosen, fused, shadow, counts, options.deadline)
     notes += [note] if note else []
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
@@ -421,10 +427,12 @@ def _results(
     chosen: dict[str, int],
     fused: dict[tuple[str, str], int],
     shadow: dict[str, dict[str, float]],
+    counts: dict[str, int],
     deadline: float | None = None,
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...], str | None]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
-    the candidates' own figures, and a note on the units left uncoarsened. Until Ctrl-C or
+    the candidates' own figures, and a note on the units left uncoarsened (``counts``: each
+    unit's candidate mappings, as generated, for the report). Until Ctrl-C or
     ``deadline``, a layer run alone gets, of the mappings that move the same traffic in its
     buffers, the one with the fewest tiles (``fewest_tiles``), and a fused group, of those
     that cost no more, likewise (``coarsest_group``); with DRAM bursts, only if it moves no
@@ -472,8 +480,6 @@ def _results(
             if not burst or _moved(chosen_group.segment, coarse, layouts[name], burst) <= chosen_group.total_bits[k]:
                 mapping = coarse
         group_mappings[key] = mapping
-    counts = {name: len(cands) for name, cands in problem.candidates.items()}
-    counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
     layers, groups = design_results(
         problem.network, acc, mappings, group_mappings, counts, shadow, layouts if burst else NCHW
     )

@@ -12,6 +12,7 @@ from dse_milp.accelerator import Accelerator, Energy, separate_buffers, unified_
 from dse_milp.candidates import TRAFFIC_FIELDS, generate
 from dse_milp.check import check_mappings
 from dse_milp.cost import Objective
+from dse_milp.errors import InfeasibleError
 from dse_milp.fusion import (
     GroupMapping,
     Segment,
@@ -24,7 +25,7 @@ from dse_milp.halo import Halo
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
 from dse_milp.solve import build_problem, segments, solve
-from dse_milp.solvers import Status
+from dse_milp.solvers import SolverOptions, Status
 from dse_milp.workload import Network, Operand
 from tests.brute_force import best_fused_network_cost, residency_choices
 from tests.layers import TINY_NETWORK, random_network_spec
@@ -273,13 +274,42 @@ def random_fusion_instance(seed: int) -> tuple[Network, Accelerator]:
 
 @pytest.mark.parametrize("seed", range(40))
 def test_joint_optimum_equals_brute_force_over_segmentations(seed: int):
+    """Through each unit's best candidate alone (the default where only the segmentation
+    couples the units: ``decompose``) and through every candidate (``decompose`` off)."""
     network, accelerator = random_fusion_instance(seed)
     objective = [Objective.DRAM, Objective.DRAM, Objective.ENERGY, Objective.LATENCY][seed % 4]
     expected = best_fused_network_cost(network, accelerator, objective, longest=4)
-    for solver in ("highs", "ortools-scip"):
-        solution = solve(network, accelerator, objective, solver, fusion=4)
+    for solver, decompose in (("highs", True), ("ortools-scip", True), ("highs", False)):
+        options = SolverOptions(decompose=decompose)
+        solution = solve(network, accelerator, objective, solver, options=options, fusion=4)
         assert solution.result.status is Status.OPTIMAL
-        assert solution.result.objective == pytest.approx(expected, rel=1e-9), solver
+        assert solution.result.objective == pytest.approx(expected, rel=1e-9), (solver, decompose)
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_each_unit_s_best_candidate_alone_keeps_every_lexicographic_optimum(seed: int):
+    """Fixed buffers, fused groups, two objectives in turn: the program over each unit's best
+    candidate and the program over all of them reach the same value under both; and the
+    candidate counts reported are those generated."""
+    network, accelerator = random_fusion_instance(seed)
+    objectives = [(Objective.LATENCY, Objective.DRAM), (Objective.DRAM, Objective.LATENCY),
+                  (Objective.DRAM, Objective.ENERGY)][seed % 3]  # fmt: skip
+    if objectives[1] is Objective.LATENCY:  # then the exposed bits separate mappings of equal traffic
+        accelerator = replace(accelerator, double_buffering=True)
+    whole = SolverOptions(decompose=False)
+    try:
+        fast = solve(network, accelerator, objectives, fusion=4)
+    except InfeasibleError:  # doubled, some layer no longer fits
+        with pytest.raises(InfeasibleError):
+            solve(network, accelerator, objectives, options=whole, fusion=4)
+        return
+    slow = solve(network, accelerator, objectives, options=whole, fusion=4)
+    value = {Objective.DRAM: "dram_bytes", Objective.LATENCY: "latency_cycles", Objective.ENERGY: "energy_pj"}
+    for objective in objectives:
+        assert getattr(fast, value[objective]) == pytest.approx(getattr(slow, value[objective]), rel=1e-9)
+    assert [r.candidates for r in fast.layers] == [r.candidates for r in slow.layers]
+    counts = {g.name: g.candidates for g in slow.groups}
+    assert all(g.candidates == counts[g.name] for g in fast.groups if g.name in counts)
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -39,8 +39,9 @@ class SolverOptions:
     """Threads the solver may use; 1 keeps runs reproducible and cheap."""
     seed: int = 0
     decompose: bool = True
-    """Whether a free split with no layouts to choose is settled first by comparing every
-    complete split (``dse_milp.decompose``), the program then solved with it fixed."""
+    """Where no layouts are to be chosen, whether the program keeps only each unit's best
+    candidate (fixed buffers) or is solved with its split chosen first by comparing every
+    complete split (a free split): ``dse_milp.decompose``. Both exact."""
     deadline: float | None = None
     """The ``time.monotonic()`` reading by which the run ends: set by ``started()`` from
     ``time_limit`` when the run begins, and shared by every step after it."""
