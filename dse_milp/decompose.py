@@ -1,14 +1,18 @@
-"""The free split decomposed: its optimum by enumerating every complete split.
+"""Exact decompositions of the program, where only the split and the segmentation couple
+its units (no tensor layouts to choose).
 
-With the buffer split free and no tensor layouts to choose, a design is a split, a
-segmentation of the layer order into units (layers run alone and fused groups, which are
-intervals), and one candidate per unit that fits the split. Once the split is fixed, each
-unit's best candidate is its own business and the best segmentation is a shortest path
-over the layer positions. A split that leaves banks unassigned is never better than one
-that gives them to a buffer (whatever fits fewer banks fits more), so only the complete
-splits count: (banks + 1)(banks + 2) / 2 of them, 153 for 16 banks. The best of their
-shortest paths is the optimum, found exhaustively; ``dse_milp.solve`` then fixes that
-split in the program, which its solver settles quickly, and reports the rest as usual.
+**Fixed buffers** (``best_of_each_unit``): every candidate fits on its own and changes only
+its unit's cost, so only each unit's best candidate can be in an optimal design.
+
+**A free split** (``best_split``): a design is a split, a segmentation of the layer order
+into units (layers run alone and fused groups, which are intervals), and one candidate per
+unit that fits the split. Once the split is fixed, each unit's best candidate is its own
+business and the best segmentation is a shortest path over the layer positions. A split
+that leaves banks unassigned is never better than one that gives them to a buffer
+(whatever fits fewer banks fits more), so only the complete splits count:
+(banks + 1)(banks + 2) / 2 of them, 153 for 16 banks. The best of their shortest paths is
+the optimum, found exhaustively; ``dse_milp.solve`` then fixes that split in the program,
+which its solver settles quickly, and reports the rest as usual.
 
 Costs are compared lexicographically over the problem's objectives (a lexicographic
 order is kept by sums, so the shortest path holds), each within a relative 1e-9, the
