@@ -118,3 +118,15 @@ def test_lexicographic_objectives_through_the_split_enumeration_equal_the_progra
     assert fast.result.objective == pytest.approx(slow.result.objective, rel=1e-9)
     value = {Objective.DRAM: "dram_bytes", Objective.LATENCY: "latency_cycles", Objective.ENERGY: "energy_pj"}
     assert getattr(fast, value[second]) == pytest.approx(getattr(slow, value[second]), rel=1e-9)
+
+
+def test_a_gap_on_the_split_s_program_is_no_internal_error():
+    """With a relative gap asked for, the program with the enumerated split fixed may stop
+    above the enumeration's optimum: the run reports it, bounded by the enumeration."""
+    network = load_network("instances/networks/tiny_resnet8.yaml")
+    buffers, split = free_split(32 * 1024, 4 * 1024)
+    free = Accelerator("free", buffers, False, 4.0, 100.0, 8, ENERGY, split)
+    exact = solve(network, free, fusion=4, prices=False)
+    loose = solve(network, free, options=SolverOptions(mip_gap=0.5), fusion=4, prices=False)
+    assert loose.result.bound == pytest.approx(exact.result.objective, rel=1e-9)
+    assert loose.result.objective >= exact.result.objective * (1 - 1e-9)
