@@ -68,7 +68,8 @@ class SearchSpace:
 
     @property
     def genes(self) -> int:
-        per_layer = 8 + (4 if self.fusion > 1 else 0)
+        halo = len(self.accelerator.halo) > 1  # a gene for the halo mode only where there is a choice
+        per_layer = 8 + ((5 if halo else 4) if self.fusion > 1 else 0)
         return per_layer * len(self.network.layers) + (2 if self.accelerator.split else 0)
 
     def decode(self, x: np.ndarray) -> Design:
@@ -85,11 +86,13 @@ class SearchSpace:
             mappings[layer.name] = Mapping(Tiling(*tiles), order, levels)
         groups: dict[tuple[str, str], GroupMapping] = {}
         if self.fusion > 1:
-            joins, tiles, resident = [], [], []
+            joins, tiles, resident, halo = [], [], [], []
+            modes = self.accelerator.halo
             for _ in layers:
                 joins.append(next(genes) >= 0.5)
                 tiles.append((next(genes), next(genes)))
                 resident.append(next(genes) >= 0.5)
+                halo.append(modes[pick(next(genes), len(modes))] if len(modes) > 1 else modes[0])
             start = 0
             for i in range(len(layers)):
                 if i + 1 < len(layers) and joins[i]:
@@ -102,7 +105,7 @@ class SearchSpace:
                     )  # fmt: skip
                     rows, cols = tiles[i]
                     groups[layers[start].name, layers[i].name] = GroupMapping(
-                        1 + pick(rows, out.height), 1 + pick(cols, out.width), keep
+                        1 + pick(rows, out.height), 1 + pick(cols, out.width), keep, halo[i]
                     )
                     for layer in layers[start : i + 1]:
                         del mappings[layer.name]
@@ -184,11 +187,11 @@ class SearchSpace:
         while not acc.holds(group_cost(segment, mapping, acc.double_buffering, acc.liveness).footprint):
             if mapping.resident:
                 heaviest = max(mapping.resident, key=lambda n: (weights[n], n))
-                mapping = GroupMapping(mapping.rows, mapping.cols, mapping.resident - {heaviest})
+                mapping = replace(mapping, resident=mapping.resident - {heaviest})
             elif mapping.rows > 1 or mapping.cols > 1:
                 rows, cols = mapping.rows, mapping.cols
                 rows, cols = (math.ceil(rows / 2), cols) if rows >= cols else (rows, math.ceil(cols / 2))
-                mapping = GroupMapping(rows, cols, mapping.resident)
+                mapping = replace(mapping, rows=rows, cols=cols)
             else:
                 return None
         return mapping

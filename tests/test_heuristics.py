@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from dse_milp.accelerator import Accelerator, Energy, sized, unified_buffer
 from dse_milp.candidates import generate
 from dse_milp.check import check_mappings
 from dse_milp.cli import EXIT_OK, main
+from dse_milp.halo import Halo
 from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.solve import solve
@@ -38,6 +40,20 @@ def test_searches_return_feasible_designs(method: str, accelerator: str, fusion:
         assert sum(result.design.sizes.values()) == acc.split.total_bytes
     costs = [c for _, _, c in result.curve]
     assert costs == sorted(costs, reverse=True) and costs[-1] == result.cost
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("halo", [(Halo.ROWS,), tuple(Halo)])
+def test_searches_choose_among_the_halo_modes_allowed(method: str, halo: tuple[Halo, ...]):
+    """A group of a searched design uses a mode the accelerator allows (the only one, or one
+    its genes choose), and the checker accepts the design."""
+    network = load_network(ROOT / "instances/networks/tiny_resnet8.yaml")
+    acc = replace(load_accelerator(ROOT / "instances/accelerators/npu_32k.yaml"), halo=halo)
+    result = search(method, network, acc, fusion=4, evaluations=300, seed=3)
+    assert result.design is not None and result.design.groups
+    assert {mapping.halo for mapping in result.design.groups.values()} <= set(halo)
+    check = check_mappings(network, sized(acc, result.design.sizes), result.design.mappings, result.design.groups)
+    assert check.feasible, check.violations
 
 
 @pytest.mark.parametrize("method", METHODS)
