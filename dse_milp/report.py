@@ -298,10 +298,18 @@ def _price(price: dict[str, float] | None) -> str:
     return " / ".join(f"{name[0]} {value:.3g}" for name, value in price.items())
 
 
+def _weights_cell(group: GroupResult) -> str:
+    """The resident layers, and the streamed ones read in pieces of more than one channel."""
+    resident = ", ".join(label(x.name) for x in group.segment.layers if x.name in group.mapping.resident) or "-"
+    pieces = ", ".join(f"{label(name)} by {q}" for name, q in group.mapping.pieces)
+    return f"{resident}; pieces: {pieces}" if pieces else resident
+
+
 def group_table(solution: Solution) -> Table:
     total = solution.dram_bytes
     table = Table(title="fused groups (each runs tile by tile over its last layer's output)", title_justify="left")
-    for column in ("group", "layers", "tile rows x cols", "tiles", "halo", "resident weights", "reads from DRAM"):
+    columns = ("group", "layers", "tile rows x cols", "tiles", "halo", "resident weights; pieces", "reads from DRAM")
+    for column in columns:
         table.add_column(column, justify="right" if column in ("group", "tiles") else "left")
     for column in ("footprint", "DRAM", "share", "extra MACs", "price"):
         table.add_column(column, justify="right")
@@ -313,7 +321,7 @@ def group_table(solution: Solution) -> Table:
             f"{group.mapping.rows} x {group.mapping.cols}",
             str(group.cost.tiles),
             str(group.mapping.halo),
-            ", ".join(label(layer.name) for layer in layers if layer.name in group.mapping.resident) or "-",
+            _weights_cell(group),
             ", ".join(label(name) for name in group.segment.externals),
             human_bytes(sum(group.buffer_bytes.values())),
             human_bytes(group.dram_bytes),
