@@ -146,3 +146,15 @@ def random_network_spec(rng: random.Random, layers: int) -> dict:
         "precision": {"weight": rng.choice([4, 8]), "psum": rng.choice([16, 32])},
         "layers": spec_layers,
     }
+
+
+def conv_chain(prefix: str, layers: int, channels: int, size: int, kernel: int = 3) -> dict:
+    """A network file's contents: ``layers`` same-padded convolutions of ``channels`` channels
+    in a chain over ``size`` x ``size`` maps, named ``prefix0``, ``prefix1``, ..."""
+    conv = {"kind": "conv2d", "in_channels": channels, "out_channels": channels, "kernel": kernel,
+            "padding": kernel // 2}  # fmt: skip
+    return {
+        "name": f"{prefix}-chain",
+        "input": {"channels": channels, "height": size, "width": size},
+        "layers": [{"name": f"{prefix}{i}", **conv} for i in range(layers)],
+    }

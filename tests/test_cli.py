@@ -503,16 +503,21 @@ def test_fusion_of_any_length_is_the_whole_network_as_the_limit(tmp_path, spelli
     assert every["totals"]["dram_bytes"] <= six["totals"]["dram_bytes"]
 
 
+def flag_and_field(tmp_path: Path, flag: tuple[str, str], field: dict) -> tuple[dict, dict, dict]:
+    """The tiny ResNet-8 with groups of up to 6 layers, in bytes: as declared, with ``flag``,
+    and with ``field`` written into a copy of the accelerator file."""
+    args = (str(NETWORK), "--fusion", "6", "--burst", "1")
+    plain = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], name="plain.json")
+    flagged = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], *flag, name="flagged.json")
+    path = tmp_path / "declared.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8")) | field), encoding="utf-8")
+    return plain, flagged, solve(tmp_path, args[0], str(path), *args[1:], name="declared.json")
+
+
 def test_liveness_from_the_command_line_or_the_accelerator_file(tmp_path):
     """``--fused-footprint liveness`` and ``fused_footprint: liveness`` in the accelerator file
     give the same answer, which moves no more than holding every slot."""
-    args = (str(NETWORK), "--fusion", "6", "--burst", "1")
-    held = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], name="sum.json")
-    live = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], "--fused-footprint", "liveness", name="live.json")
-    spec = yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8")) | {"fused_footprint": "liveness"}
-    path = tmp_path / "live.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    declared = solve(tmp_path, args[0], str(path), *args[1:], name="declared.json")
+    held, live, declared = flag_and_field(tmp_path, ("--fused-footprint", "liveness"), {"fused_footprint": "liveness"})
     assert held["fused_footprint"] == "sum" and live["fused_footprint"] == declared["fused_footprint"] == "liveness"
     assert live["totals"] == declared["totals"]
     assert live["totals"]["dram_bytes"] <= held["totals"]["dram_bytes"]
@@ -522,13 +527,7 @@ def test_liveness_from_the_command_line_or_the_accelerator_file(tmp_path):
 def test_halo_modes_from_the_command_line_or_the_accelerator_file(tmp_path):
     """``--halo any`` and ``halo: any`` give the same answer, which moves no more than
     recomputing; the report names each group's mode."""
-    args = (str(NETWORK), "--fusion", "6", "--burst", "1")
-    plain = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], name="plain.json")
-    chosen = solve(tmp_path, args[0], str(ACCELERATOR), *args[1:], "--halo", "any", name="any.json")
-    spec = yaml.safe_load(ACCELERATOR.read_text(encoding="utf-8")) | {"halo": "any"}
-    path = tmp_path / "any.yaml"
-    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
-    declared = solve(tmp_path, args[0], str(path), *args[1:], name="declared.json")
+    plain, chosen, declared = flag_and_field(tmp_path, ("--halo", "any"), {"halo": "any"})
     assert plain["halo_modes"] == ["recompute"]
     assert chosen["halo_modes"] == declared["halo_modes"] == ["recompute", "columns", "rows", "rows+columns"]
     assert without_timing(chosen) == without_timing(declared)

@@ -28,7 +28,7 @@ from dse_milp.solve import build_problem, segments, solve
 from dse_milp.solvers import SolverOptions, Status
 from dse_milp.workload import Network, Operand
 from tests.brute_force import best_fused_network_cost, residency_choices
-from tests.layers import TINY_NETWORK, random_network_spec
+from tests.layers import TINY_NETWORK, conv_chain, random_network_spec
 
 ENERGY = Energy(20.0, 0.6, 0.2)
 
@@ -91,15 +91,7 @@ def test_halo_caches_of_a_chain_of_two_convs_by_hand():
     line buffer holds the most rows a band shares with the next (input 4, conv0 2) over
     every column used (6); the column cache the most columns a tile shares with the next
     (input 4, conv0 2) over the tallest region (input 6 rows, conv0 4)."""
-    spec = {
-        "name": "chain",
-        "input": {"channels": 1, "height": 6, "width": 6},
-        "layers": [
-            {"name": f"conv{i}", "kind": "conv2d", "in_channels": 1, "out_channels": 1, "kernel": 3, "padding": 1}
-            for i in range(2)
-        ],
-    }
-    segment = Segment(parse_network(spec), 0, 2)
+    segment = Segment(parse_network(conv_chain("conv", 2, channels=1, size=6)), 0, 2)
     costs = {mode: group_cost(segment, GroupMapping(2, 3, frozenset(), mode), False) for mode in Halo}
     reads = {mode: cost.traffic.input_read // 8 for mode, cost in costs.items()}
     assert reads == {Halo.RECOMPUTE: 140, Halo.ROWS: 6 * 10, Halo.COLUMNS: 14 * 6, Halo.BOTH: 6 * 6}
@@ -391,14 +383,7 @@ def test_groups_of_the_same_shapes_share_their_candidates_renamed():
     """A chain of identical convolutions and a residual network: every group's candidates in
     the program (shared between groups of the same signature) equal those generated for
     that group alone, resident layers named as its own."""
-    chain = {
-        "name": "chain",
-        "input": {"channels": 4, "height": 6, "width": 6},
-        "layers": [
-            {"name": f"c{i}", "kind": "conv2d", "in_channels": 4, "out_channels": 4, "kernel": 3, "padding": 1}
-            for i in range(7)
-        ],
-    }
+    chain = conv_chain("c", 7, channels=4, size=6)
     accelerator = Accelerator("a", unified_buffer(700), False, 4.0, 100.0, 8, ENERGY)
     shared = 0
     for network in (parse_network(chain), parse_network(TINY_NETWORK)):

@@ -19,7 +19,8 @@ from dse_milp.loader import parse_network
 from dse_milp.pieces import assignments, layer_front
 from dse_milp.solve import _renamed, _signature, segments
 from dse_milp.traffic import Traffic
-from dse_milp.workload import Layer, LayerKind, Network, Precision
+from dse_milp.workload import Layer, LayerKind, Precision
+from tests.layers import conv_chain
 from tests.test_fusion import random_networks
 
 ENERGY = Energy(20.0, 0.6, 0.2)
@@ -126,16 +127,10 @@ def test_group_candidates_in_bursts_hold_the_best_of_every_assignment(double: bo
     assert compared > 100 and pieced >= 5
 
 
-def chain(prefix: str) -> Network:
-    layers = [{"name": f"{prefix}{i}", "kind": "conv2d", "in_channels": 4, "out_channels": 4, "kernel": 3,
-               "padding": 1} for i in range(2)]  # fmt: skip
-    return parse_network({"name": prefix, "input": {"channels": 4, "height": 4, "width": 4}, "layers": layers})
-
-
 def test_shared_candidates_rename_the_layers_read_in_pieces():
     """Groups of the same shapes share their candidates; a copy names its own layers, those
     read in pieces included."""
-    a, b = Segment(chain("a"), 0, 2), Segment(chain("b"), 0, 2)
+    a, b = (Segment(parse_network(conv_chain(x, 2, channels=4, size=4)), 0, 2) for x in "ab")
     assert _signature(a) == _signature(b)
     cands = generate_group(a, Accelerator("x", unified_buffer(10**6), False, 4.0, 100.0, 8, ENERGY))
     cands = replace(cands, mappings=tuple(replace(m, resident=frozenset({"a0"}), pieces=(("a1", 2),))
