@@ -20,19 +20,19 @@ def check_file(option: str, path: Path | None) -> None:
     if path is None:
         return
     shown = repr(str(path))
-    if path.is_dir():
-        raise InputError([f"{option}: cannot write {shown} (it is a folder)"])
-    if path.exists():
-        if not os.access(path, os.W_OK):
-            raise InputError([f"{option}: cannot write {shown} (permission denied)"])
-        if path.is_file() and _full(path.parent):
-            raise InputError([f"{option}: cannot write {shown} (no space left on its device)"])
-        return
     try:
+        if path.is_dir():
+            raise InputError([f"{option}: cannot write {shown} (it is a folder)"])
+        if path.exists():
+            if not os.access(path, os.W_OK):
+                raise InputError([f"{option}: cannot write {shown} (permission denied)"])
+            if path.is_file() and _full(path.parent):
+                raise InputError([f"{option}: cannot write {shown} (no space left on its device)"])
+            return
         with path.open("x"):
             pass
         path.unlink()
-    except OSError as exc:
+    except OSError as exc:  # the path itself may be unusable (a name too long for the file system)
         raise InputError([f"{option}: cannot write {shown} ({exc.strerror or exc})"]) from None
 
 
@@ -48,9 +48,9 @@ def check_folder(option: str, path: Path) -> None:
     """Raise InputError unless ``path`` is (or can be made) a folder files can be written in;
     it is created if missing."""
     shown = repr(str(path))
-    if path.exists() and not path.is_dir():
-        raise InputError([f"{option}: {shown} exists and is not a folder"])
     try:
+        if path.exists() and not path.is_dir():
+            raise InputError([f"{option}: {shown} exists and is not a folder"])
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass

@@ -989,8 +989,10 @@ BAD_OPTIONS: dict[str, tuple[str, ...]] = {
     "--evaluations": ("1", "2", "10", "0", "-1", "abc", "1e3", ""),
     "--out": OUTS,
     "--suite": (f"{DIR}/missing.yaml", "/dev/null", DIR, str(SUITE), str(network_path("tiny_dscnn"))),
+    "--halo": ("any", "rows,columns", "", "sideways", "ROWS", "rows,", ",", "rows+columns,recompute", "\x1b[31mred"),
+    "--fused-footprint": ("sum", "liveness", "peak", ""),
 }
-FLAGS = ("--marginals", "--quiet")
+FLAGS = ("--marginals", "--quiet", "--no-decompose")
 CLI_SIZES = (
     "1B", "1 B", "0B", "16KiB", "1MiB", "1e999 KiB", "9" * 300 + "KiB", "-4 KiB", "abc", "4611686018427387904",
     "nan KiB", "inf", "", "1.5 KiB", "64 kib", "4 GiB", "[/]", "100MiB", "3 KiB",
@@ -1053,6 +1055,12 @@ def _valid_options(b: _Builder, command: str, network: str | None) -> list[str]:
         args += ["--seed", str(b.rng.randrange(10))]
     if b.chance(0.1):
         args += ["--mip-gap", b.pick(["0.01", "0.5"])]
+    if b.chance(0.15):
+        args += ["--halo", b.pick(["any", "rows", "recompute,columns"])]
+    if b.chance(0.1):
+        args += ["--fused-footprint", "liveness"]
+    if b.chance(0.1):
+        args += ["--no-decompose"]
     if heuristic:
         args += ["--method", b.pick(METHODS[1:]), "--evaluations", b.pick(["5", "20", "100"])]
     if command == "solve":

@@ -121,10 +121,11 @@ def test_the_json_survives_a_closed_pipe(tmp_path):
     assert json.loads(out.read_text())["status"] == "optimal"
 
 
-@pytest.mark.parametrize("where", ["folder", "missing folder", "file in a file"])
+@pytest.mark.parametrize("where", ["folder", "missing folder", "file in a file", "name too long"])
 def test_an_out_that_cannot_be_written_is_found_before_solving(tmp_path, capsys, monkeypatch, where):
     (tmp_path / "file").write_text("x")
-    path = {"folder": tmp_path, "missing folder": tmp_path / "no" / "r.json", "file in a file": tmp_path / "file" / "r"}
+    path = {"folder": tmp_path, "missing folder": tmp_path / "no" / "r.json", "file in a file": tmp_path / "file" / "r",
+            "name too long": tmp_path / ("x" * 300 + ".json")}  # fmt: skip
     path = path[where]
     monkeypatch.setattr("dse_milp.solve.solve", lambda *a, **k: pytest.fail("solved before checking --out"))
     assert main(["solve", str(DSCNN), str(NPU32), "--out", str(path)]) == EXIT_INPUT
