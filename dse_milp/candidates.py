@@ -247,16 +247,34 @@ def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *t
     return equal[np.concatenate([[True], size[equal][1:] != size[equal][:-1]])] if len(equal) else equal
 
 
-def generate(layer: Layer, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,)) -> Candidates:
+@dataclass(frozen=True)
+class OnChip:
+    """Which of a layer's tensors stay on chip between units (their DRAM transfers, and the
+    exposed bits of those, are not counted; their tiles still pass through the layer's own
+    blocks): how many of its input tensors, its weights when they are another layer's output,
+    and its output (its final values; partial sums still spill)."""
+
+    inputs: int = 0
+    weights: bool = False
+    output: bool = False
+
+
+NOTHING = OnChip()
+
+
+def generate(layer: Layer, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
+             on_chip: OnChip = NOTHING) -> Candidates:  # fmt: skip
     """Every mapping of ``layer`` that fits the buffers and is not dominated in (traffic, footprint),
     or, where the costs depend on more than the traffic (``ranked_by_objectives``), in
-    (costs under ``objectives`` then traffic, footprint).
+    (costs under ``objectives`` then traffic, footprint); the traffic and exposed bits leave
+    out the tensors ``on_chip`` (the front then differs: a mapping that reads its input
+    often may be best once the input is on chip).
 
     Without ``accelerator.operand_levels`` every operand stays innermost (one tile each).
     Layers of the same shape (repeated blocks) share one generation.
     """
     ranking = tuple(objectives) if ranked_by_objectives(objectives, accelerator) else None
-    return replace(_generate(shape_of(layer), accelerator, ranking), layer=layer)
+    return replace(_generate(shape_of(layer), accelerator, ranking, on_chip), layer=layer)
 
 
 def _scores(layer: Layer, accelerator: Accelerator, ranking: tuple[Objective, ...] | None,
@@ -313,10 +331,11 @@ class _Points:
         return _Points(*(np.concatenate([getattr(p, f) for p in parts]) for f in _Points.__dataclass_fields__))
 
 
-def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[str, dict[str, np.ndarray]]) -> tuple:
+def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[str, dict[str, np.ndarray]],
+              on_chip: OnChip = NOTHING) -> tuple:  # fmt: skip
     """(traffic by ``TRAFFIC_FIELDS``, footprint by ``OPERANDS``, compute tiles, exposed bits)
     under ``pattern`` of the tilings whose per-loop option values ``v[field][loop]`` broadcast
-    together."""
+    together; the tensors ``on_chip`` neither move nor expose anything."""
     full_i, full_w, full_o = pattern.full
     refetch_i, refetch_w, refetch_o = pattern.refetch
     tile, trips, bits = v["tile"], v["trips"], layer.precision
@@ -339,10 +358,11 @@ def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[
     first = {d: whole[d] if d in full_i else v["first"][d] for d in "rc"}
     visits = product(refetch_o)
     psums = (visits - 1) * (layer.output_elements * bits.psum)
+    moved_inputs = layer.input_tensors - on_chip.inputs  # the input tensors read from DRAM
     traffic = (
-        (layer.groups * layer.ng * bits.input * layer.input_tensors) * reads["r"] * reads["c"] * product(refetch_i),
-        (layer.weight_elements * bits.weight) * product(refetch_w),
-        np.int64(layer.output_elements * bits.output),
+        (layer.groups * layer.ng * bits.input * moved_inputs) * reads["r"] * reads["c"] * product(refetch_i),
+        (layer.weight_elements * bits.weight * (not on_chip.weights)) * product(refetch_w),
+        np.int64(layer.output_elements * bits.output * (not on_chip.output)),
         psums,
         psums,
     )
@@ -357,7 +377,11 @@ def _evaluate(layer: Layer, pattern: Pattern, accelerator: Accelerator, v: dict[
         copies * weight_block,
         copies * output_block * out_width,
     )
-    exposed = input_block * first["r"] * first["c"] + weight_block + output_block * bits.output
+    exposed = (
+        (bits.input * moved_inputs) * extent(full_i, "n") * first["r"] * first["c"]
+        + weight_block * (not on_chip.weights)
+        + output_block * bits.output * (not on_chip.output)
+    )
     return traffic, footprint, product("mnrc"), exposed
 
 
@@ -532,7 +556,7 @@ def _held_within(layer: Layer, accelerator: Accelerator, mapping: Mapping, most:
 
 def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Pattern, index: int,
                    accelerator: Accelerator, ranking: tuple[Objective, ...] | None,
-                   so_far: _Points | None = None) -> _Points:  # fmt: skip
+                   so_far: _Points | None = None, on_chip: OnChip = NOTHING) -> _Points:  # fmt: skip
     """The tilings that fit and are not dominated under ``pattern`` (see ``_front``).
 
     A loop the pattern's traffic ignores (not a refetch loop, and for a spatial loop,
@@ -546,7 +570,7 @@ def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Patte
         np.arange(len(options[d].tile)) if d in matters else np.unique([0, len(options[d].tile) - 1]) for d in "mnrc"
     ]
     columns, grid, shape = _grid(options, pick)
-    traffic, footprint, _, exposed = _evaluate(layer, pattern, accelerator, grid)
+    traffic, footprint, _, exposed = _evaluate(layer, pattern, accelerator, grid, on_chip)
     fits = _fits(footprint, accelerator, shape)
     split = accelerator.split
     at = np.flatnonzero(fits)
@@ -574,7 +598,7 @@ def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Patte
     at, total = at[keep], total[keep]
     coords = np.unravel_index(at, shape)
     point = {f: {d: c[coords[a]] for a, (d, c) in enumerate(col.items())} for f, col in columns.items()}
-    traffic, footprint, count, exposed = _evaluate(layer, pattern, accelerator, point)
+    traffic, footprint, count, exposed = _evaluate(layer, pattern, accelerator, point, on_chip)
     k = len(at)
     points = _Points(
         pattern=np.full(k, index),
@@ -603,12 +627,13 @@ def _front(layer: Layer, points: _Points, accelerator: Accelerator, ranking: tup
 
 
 @functools.lru_cache(maxsize=1024)
-def _generate(layer: Layer, accelerator: Accelerator, ranking: tuple[Objective, ...] | None) -> Candidates:
+def _generate(layer: Layer, accelerator: Accelerator, ranking: tuple[Objective, ...] | None,
+              on_chip: OnChip = NOTHING) -> Candidates:  # fmt: skip
     options = loop_options(layer)
     shapes = _patterns_for(layer, accelerator)
     kept: _Points | None = None
     for i, pattern in enumerate(shapes):
-        found = _pattern_front(layer, options, pattern, i, accelerator, ranking, kept)
+        found = _pattern_front(layer, options, pattern, i, accelerator, ranking, kept, on_chip)
         kept = found if kept is None else _front(layer, _Points.concatenate([kept, found]), accelerator, ranking)
     assert kept is not None
     # the mapping of least footprint, fitting or not: every operand innermost, every tile 1

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
+from dse_milp.candidates import NOTHING, OnChip
 from dse_milp.cost import Objective, cost
 from dse_milp.traffic import LOOPS, ORDERS, RELEVANT, Tiling, halo_stats, needed_inputs
 from dse_milp.workload import Layer, Network, Operand
@@ -25,9 +26,10 @@ class EveryMapping(NamedTuple):
     """Bits a double-buffered run cannot overlap (``dse_milp.traffic.exposed``), same shape."""
 
 
-def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
+def every_mapping(layer: Layer, accelerator: Accelerator, on_chip: OnChip = NOTHING) -> EveryMapping:
     """Every tiling (1..D in each loop) x all 24 orders x every level of each operand (5 x 5 x 5,
-    or innermost only when the accelerator keeps operands innermost).
+    or innermost only when the accelerator keeps operands innermost); the tensors ``on_chip``
+    move nothing and expose nothing (their blocks are still held).
 
     Each traffic field depends only on its own operand's level (``test_levels`` checks this
     against ``dse_milp.traffic``), so every combination is the sum of one evaluation per
@@ -73,14 +75,16 @@ def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
             ew = {d: e[d] if d in RELEVANT[Operand.WEIGHT] else t[d] for d in LOOPS}
             eo = {d: e[d] if d in RELEVANT[Operand.OUTPUT] else t[d] for d in LOOPS}
             visits = passes(order[:level], RELEVANT[Operand.OUTPUT])
+            moved = layer.input_tensors - on_chip.inputs
             traffic_of[Operand.INPUT][:, o, j] = (
                 layer.groups * layer.ng * halo("r", ei["r"], 0) * halo("c", ei["c"], 0) * bits.input
-                * layer.input_tensors * passes(order[:level], RELEVANT[Operand.INPUT])
+                * moved * passes(order[:level], RELEVANT[Operand.INPUT])
             )  # fmt: skip
             traffic_of[Operand.WEIGHT][:, o, j] = (
                 layer.weight_elements * bits.weight * passes(order[:level], RELEVANT[Operand.WEIGHT])
-            )
-            traffic_of[Operand.OUTPUT][:, o, j] = layer.output_elements * (bits.output + 2 * (visits - 1) * bits.psum)
+            ) * (not on_chip.weights)
+            final = 0 if on_chip.output else bits.output
+            traffic_of[Operand.OUTPUT][:, o, j] = layer.output_elements * (final + 2 * (visits - 1) * bits.psum)
             held[Operand.INPUT][:, o, j] = (
                 copies * ei["n"] * halo("r", ei["r"], 1) * halo("c", ei["c"], 1) * (bits.input * layer.input_tensors)
             )
@@ -91,9 +95,9 @@ def every_mapping(layer: Layer, accelerator: Accelerator) -> EveryMapping:
             )
             rows = np.array([needed_inputs(0, int(x), layer.sh, layer.kh, layer.ph, layer.h) for x in ei["r"]])
             cols = np.array([needed_inputs(0, int(x), layer.sw, layer.kw, layer.pw, layer.w) for x in ei["c"]])
-            first[Operand.INPUT][:, o, j] = ei["n"] * rows * cols * (bits.input * layer.input_tensors)
-            first[Operand.WEIGHT][:, o, j] = ew["m"] * ew["n"] * weight
-            first[Operand.OUTPUT][:, o, j] = eo["m"] * eo["r"] * eo["c"] * bits.output
+            first[Operand.INPUT][:, o, j] = ei["n"] * rows * cols * (bits.input * moved)
+            first[Operand.WEIGHT][:, o, j] = ew["m"] * ew["n"] * weight * (not on_chip.weights)
+            first[Operand.OUTPUT][:, o, j] = eo["m"] * eo["r"] * eo["c"] * final
 
     spread = {
         Operand.INPUT: (slice(None), slice(None), slice(None), None, None),
