@@ -227,11 +227,12 @@ def slot_footprint(
 
 
 def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
-               liveness: bool | None = None) -> GroupCost:  # fmt: skip
+               liveness: bool | None = None, kept: frozenset[str] = frozenset()) -> GroupCost:  # fmt: skip
     """The exact traffic and footprint of ``segment`` run as ``mapping`` (closed form per tile);
     ``liveness`` as ``Accelerator.liveness`` (``slot_footprint``). A cached halo
     (``mapping.halo``) makes each tile produce only its fresh span along the cached axes,
-    and its caches count once, on top of the slots."""
+    and its caches count once, on top of the slots. The outside tensors and the output in
+    ``kept`` stay on chip between units: no reads, no write, nothing exposed."""
     last = segment.shape(segment.last.name)
     row_tiles = [spans(segment, span, 0) for span in tile_bounds(last.height, mapping.rows)]
     col_tiles = [spans(segment, span, 1) for span in tile_bounds(last.width, mapping.cols)]
@@ -278,12 +279,16 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
     by_layer = {
         layer.name: Traffic(
             input_read=sum(
-                total(x) * segment.input_bits(x) for x in segment.externals if segment.first_reader(x) is layer
+                total(x) * segment.input_bits(x)
+                for x in segment.externals
+                if segment.first_reader(x) is layer and x not in kept
             ),
             weight_read=layer.weight_elements
             * layer.precision.weight
             * (1 if layer.name in mapping.resident else tiles),
-            output_write=layer.output_elements * layer.precision.output if layer is segment.last else 0,
+            output_write=layer.output_elements * layer.precision.output
+            if layer is segment.last and layer.name not in kept
+            else 0,
         )
         for layer in segment.layers
     }
@@ -305,9 +310,9 @@ def group_cost(segment: Segment, mapping: GroupMapping, double_buffering: bool,
         },
         tiles=tiles,
         extra_macs={layer.name: total(layer.name) * layer.macs_per_output - layer.macs for layer in segment.layers},
-        exposed=sum(first(x) * segment.input_bits(x) for x in segment.externals)
+        exposed=sum(first(x) * segment.input_bits(x) for x in segment.externals if x not in kept)
         + held_weights
-        + largest(segment.last.name) * segment.last.precision.output,
+        + largest(segment.last.name) * segment.last.precision.output * (segment.last.name not in kept),
     )
 
 
@@ -416,7 +421,8 @@ def _work(segment: Segment, extra_macs: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def generate_group(segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
-                   hull: bool = False, by_halo: bool = False) -> GroupCandidates:  # fmt: skip
+                   hull: bool = False, by_halo: bool = False,
+                   kept: frozenset[str] = frozenset()) -> GroupCandidates:  # fmt: skip
     """Every mapping of a fused group that fits the buffers and is not dominated in
     (costs under ``objectives``, then traffic; footprint), or, when the split is free, in
     (costs then traffic; banks of each buffer); the fewest extra MACs win ties.
@@ -426,11 +432,13 @@ def generate_group(segment: Segment, accelerator: Accelerator, objectives: Seque
     the last output's extent, less those dominated along that axis; each is tried with the
     resident weights that can be best for it (``_group_grid``, ``dse_milp.residency``), not
     with every subset. ``hull`` adds the resident sets a convex combination can need (the
-    LP step of ``dse_milp.duals``). ``by_halo`` keeps each halo mode's own front instead of
+    LP step of ``dse_milp.duals``). Tensors in ``kept`` (outside tensors, or the group's
+    output) stay on chip between units: they are not read or written, and expose nothing.
+    ``by_halo`` keeps each halo mode's own front instead of
     the front of all of them (a superset): what is priced later in DRAM bursts then holds
     every candidate any one mode alone would have, so allowing more modes never costs more.
     """
-    grid = _group_grid(segment, accelerator, objectives, hull)
+    grid = _group_grid(segment, accelerator, objectives, hull, kept)
     fits = grid.fits(accelerator)
     modes = [grid.halo == tuple(Halo).index(m) for m in accelerator.halo] if by_halo else [np.ones_like(fits)]
     keep = np.unique(np.concatenate([_front(grid, accelerator, objectives, np.flatnonzero(fits & m)) for m in modes]))
@@ -546,11 +554,13 @@ class _Tiles:
     last_output: np.ndarray
 
     @classmethod
-    def of(cls, segment: Segment, accelerator: Accelerator) -> _Tiles:
+    def of(cls, segment: Segment, accelerator: Accelerator, kept: frozenset[str] = frozenset()) -> _Tiles:
         """Every pair of kept row and column options, under each mode ``accelerator.halo``
-        allows, in that order."""
+        allows, in that order; the outside tensors and the output in ``kept`` stay on chip
+        between units (no reads, no writes, nothing exposed)."""
         tensors = (*segment.externals, *(layer.name for layer in segment.layers))
         external = np.array([x in segment.externals for x in tensors])
+        moved = np.array([x not in kept for x in tensors])
         channels = np.array([segment.shape(x).channels for x in tensors], dtype=np.int64)
         bits = np.array(
             [segment.input_bits(x) for x in segment.externals] + [layer.precision.output for layer in segment.layers],
@@ -566,21 +576,22 @@ class _Tiles:
                 if (axis, mode.caches(axis)) not in options:
                     options[axis, mode.caches(axis)] = _axis_options(segment, tensors, axis, mode.caches(axis))
             rows, cols = options[0, mode.caches(0)], options[1, mode.caches(1)]
-            parts.append(cls._one_mode(segment, accelerator, mode, rows, cols, external, channels, bits, width))
+            parts.append(cls._one_mode(segment, accelerator, mode, rows, cols, external, channels, bits, width, moved))
         return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in cls.__dataclass_fields__))
 
     @classmethod
     def _one_mode(cls, segment: Segment, accelerator: Accelerator, mode: Halo, rows: _AxisOptions,
                   cols: _AxisOptions, external: np.ndarray, channels: np.ndarray, bits: np.ndarray,
-                  width: np.ndarray) -> _Tiles:  # fmt: skip
-        """The tiles of one halo mode; ``width``: the columns each tensor uses (a line buffer's)."""
+                  width: np.ndarray, moved: np.ndarray) -> _Tiles:  # fmt: skip
+        """The tiles of one halo mode; ``width``: the columns each tensor uses (a line buffer's);
+        ``moved``: which tensors cross DRAM (not kept on chip)."""
 
         def bilinear(weights: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             """sum_x weights[x] * a[i, x] * b[j, x] for every (i, j), flat."""
             return ((a * weights) @ b.T).reshape(-1)
 
         inside, unit = ~external, channels * bits  # unit: bits of one row-column position
-        input_read = bilinear(np.where(external, unit, 0), rows.held, cols.held)
+        input_read = bilinear(np.where(external & moved, unit, 0), rows.held, cols.held)
         macs = np.array([layer.macs for layer in segment.layers], dtype=np.int64)
         per_output = np.array([layer.macs_per_output for layer in segment.layers], dtype=np.int64)
         computed = rows.held[:, None, inside] * cols.held[None, :, inside] * channels[inside]
@@ -601,20 +612,20 @@ class _Tiles:
             extra=extra,
             held_inputs=held_inputs + caches[:, external].sum(axis=1),
             held_outputs=held_outputs + caches[:, inside].sum(axis=1),
-            first_inputs=bilinear(np.where(external, unit, 0), rows.first, cols.first),
-            last_output=np.outer(rows.largest[:, -1], cols.largest[:, -1]).reshape(-1) * unit[-1],
+            first_inputs=bilinear(np.where(external & moved, unit, 0), rows.first, cols.first),
+            last_output=np.outer(rows.largest[:, -1], cols.largest[:, -1]).reshape(-1) * unit[-1] * moved[-1],
         )
 
 
 def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
-                hull: bool = False) -> _GroupGrid:  # fmt: skip
+                hull: bool = False, kept: frozenset[str] = frozenset()) -> _GroupGrid:  # fmt: skip
     """Every kept tile of ``segment`` under every halo mode allowed, each with, for every budget
     its buffer leaves the weights (``_budgets``), the resident set of the most weight bits
     that fits (the staircase point of that budget); when the double-buffered latency is
     ranked, also the points around the least latency within the budget (see
     ``_latency_points``); with ``hull``, every point of the staircase's concave hull (for the
     LP step)."""
-    flat = _Tiles.of(segment, accelerator)
+    flat = _Tiles.of(segment, accelerator, kept)
     tiles = flat.tiles
     weighted = [layer for layer in segment.layers if layer.has_weights]
     full = np.array([layer.weight_elements * layer.precision.weight for layer in weighted], dtype=np.int64)
@@ -633,7 +644,7 @@ def _group_grid(segment: Segment, accelerator: Accelerator, objectives: Sequence
     residency = Residency.of([layer.name for layer in weighted], full, full - slices, int(budget.max(initial=0)))
 
     points = [np.stack([np.broadcast_to(np.arange(len(tiles)), budget.shape), residency.step(budget)], -1)]
-    output_write = segment.last.output_elements * segment.last.precision.output
+    output_write = segment.last.output_elements * segment.last.precision.output * (segment.last.name not in kept)
     if ranked_by_objectives(objectives, accelerator):
         work = _work(segment, flat.extra)[0]
         all_streamed = flat.input_read + tiles * int(full.sum()) + output_write

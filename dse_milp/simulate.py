@@ -189,7 +189,7 @@ def simulate(
 
 
 def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bool = False,
-                   liveness: bool | None = None) -> GroupCost:  # fmt: skip
+                   liveness: bool | None = None, kept: frozenset[str] = frozenset()) -> GroupCost:  # fmt: skip
     """Walk a fused group tile by tile, finding every region from explicit sets of elements.
 
     For each tile of the last layer's output, the (row, column) elements each
@@ -198,7 +198,8 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
     then holds the smallest rectangle covering what it must provide, and computes (or
     reads) the part of it no halo cache holds (``_walk``). With ``liveness`` (see
     ``Accelerator.liveness``), the slots are allocated and freed as the layers run
-    (``_allocate``); the caches are held throughout, once.
+    (``_allocate``); the caches are held throughout, once. A tensor in ``kept`` is on chip
+    already (an outside one) or stays there (the output): no transfer of it is counted.
     """
     copies = 2 if double_buffering else 1
     reads: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
@@ -211,7 +212,7 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
         read_now = 0
         for tensor, (rows, cols) in held.items():
             largest[tensor] = max(largest[tensor], segment.shape(tensor).channels * len(rows) * len(cols))
-            if tensor in segment.externals:
+            if tensor in segment.externals and tensor not in kept:
                 reader = next(layer for layer in segment.layers if tensor in layer.inputs)
                 size = segment.shape(tensor).channels * len(new[tensor]) * segment.input_bits(tensor)
                 reads[reader.name]["input_read"] += size
@@ -223,7 +224,8 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
             if layer.has_weights and (layer.name not in mapping.resident or layer.name not in loaded):
                 reads[layer.name]["weight_read"] += layer.weight_elements * layer.precision.weight
                 loaded.add(layer.name)
-    reads[segment.last.name]["output_write"] = segment.last.output_elements * segment.last.precision.output
+    if segment.last.name not in kept:
+        reads[segment.last.name]["output_write"] = segment.last.output_elements * segment.last.precision.output
 
     held_weights = sum(_held_weights(layer, mapping) for layer in segment.layers if layer.has_weights)
     bits = {x: segment.input_bits(x) for x in segment.externals}
@@ -244,7 +246,9 @@ def simulate_group(segment: Segment, mapping: GroupMapping, double_buffering: bo
         },
         tiles=len(walk),
         extra_macs={layer.name: computed[layer.name] - layer.macs for layer in segment.layers},
-        exposed=(first_inputs or 0) + held_weights + largest[segment.last.name] * segment.last.precision.output,
+        exposed=(first_inputs or 0)
+        + held_weights
+        + largest[segment.last.name] * segment.last.precision.output * (segment.last.name not in kept),
     )
 
 
