@@ -28,9 +28,11 @@ import numpy as np
 from dse_milp.accelerator import Accelerator
 from dse_milp.bursts import group_bursts, input_bursts, output_bursts, weight_bursts
 from dse_milp.candidates import (
+    NOTHING,
     OPERANDS,
     TRAFFIC_FIELDS,
     Candidates,
+    OnChip,
     Query,
     bank_counts,
     fewest_tiles_of,
@@ -70,28 +72,34 @@ def pairs(layouts: Sequence[Layout]) -> tuple[Layouts, ...]:
 
 
 def layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: Sequence[Objective],
-                    choices: Sequence[Layouts]) -> Candidates:  # fmt: skip
+                    choices: Sequence[Layouts], on_chip: OnChip = NOTHING) -> Candidates:  # fmt: skip
     """The candidates of ``layer`` (``generate``), and the coarsest mapping of each one's bytes
-    (``with_coarsest``), for each (input, output) pair of ``choices``, priced in bursts, each
-    pair's front. Layers of the same shape share the work."""
-    priced = _layer_in_bursts(shape_of(layer), accelerator, tuple(objectives), tuple(choices))
+    (``with_coarsest``; not with tensors ``on_chip``, whose bytes it does not know), for each
+    (input, output) pair of ``choices``, priced in bursts, each pair's front; the tensors
+    ``on_chip`` move none. Layers of the same shape share the work."""
+    priced = _layer_in_bursts(shape_of(layer), accelerator, tuple(objectives), tuple(choices), on_chip)
     return replace(priced, layer=layer)
 
 
 @functools.lru_cache(maxsize=1024)
 def _layer_in_bursts(layer: Layer, accelerator: Accelerator, objectives: tuple[Objective, ...],
-                     choices: tuple[Layouts, ...]) -> Candidates:  # fmt: skip
-    cands = generate(layer, accelerator, objectives)
-    cands = with_coarsest(cands, accelerator, ranked_by_objectives(objectives, accelerator))
+                     choices: tuple[Layouts, ...], on_chip: OnChip = NOTHING) -> Candidates:  # fmt: skip
+    cands = generate(layer, accelerator, objectives, on_chip)
+    if on_chip == NOTHING:
+        cands = with_coarsest(cands, accelerator, ranked_by_objectives(objectives, accelerator))
     cands = with_group_spans(cands, accelerator)
     layer, k = cands.layer, len(cands)
     burst = accelerator.burst_bytes
     mappings = [cands.mapping(i) for i in range(k)]
-    weights = np.array([weight_bursts(layer, m, burst) for m in mappings], dtype=np.int64)
+    weights = np.array([weight_bursts(layer, m, burst) for m in mappings], dtype=np.int64) * (not on_chip.weights)
     ins, outs = dict.fromkeys(p.input for p in choices), dict.fromkeys(p.output for p in choices)
-    reads = {x: np.array([input_bursts(layer, m, x, burst) for m in mappings], dtype=np.int64) for x in ins}
+    moved_inputs = layer.input_tensors - on_chip.inputs  # each input tensor moves the same bursts
+    reads = {x: np.array([input_bursts(layer, m, x, burst) for m in mappings], dtype=np.int64)
+             // layer.input_tensors * moved_inputs for x in ins}  # fmt: skip
     writes = {x: np.array([output_bursts(layer, m, x, burst) for m in mappings], dtype=np.int64).reshape(k, 2)
               for x in outs}  # fmt: skip
+    if on_chip.output:  # the final values stay; partial sums still spill
+        writes = {x: w * np.array([0, 1]) for x, w in writes.items()}
     dims = np.array([layer.mg, layer.ng, layer.r, layer.c])
     count = np.prod(-(-dims // cands.tiles), axis=1) * -(-layer.groups // cands.spans)
     ranking = tuple(objectives) if ranked_by_objectives(objectives, accelerator) else None
@@ -198,11 +206,12 @@ def with_group_spans(cands: Candidates, accelerator: Accelerator) -> Candidates:
 
 
 def group_in_bursts(cands: GroupCandidates, accelerator: Accelerator, objectives: Sequence[Objective],
-                    choices: Sequence[Layouts]) -> GroupCandidates:  # fmt: skip
+                    choices: Sequence[Layouts], kept: frozenset[str] = frozenset()) -> GroupCandidates:  # fmt: skip
     """``cands``, each also with its streamed weights in larger pieces where that fits
     (``dse_milp.pieces``), for each pair of ``choices`` (the tensors it reads, its output),
-    priced in bursts, each pair's front; the fewest extra MACs, then the byte model's order
-    (one channel per piece first), win ties."""
+    priced in bursts (the tensors in ``kept`` stay on chip, as ``cands`` were generated),
+    each pair's front; the fewest extra MACs, then the byte model's order (one channel per
+    piece first), win ties."""
     k, segment = len(cands), cands.segment
     burst = accelerator.burst_bytes
     expanded, base, saved = with_pieces(cands, accelerator)
@@ -213,7 +222,7 @@ def group_in_bursts(cands: GroupCandidates, accelerator: Accelerator, objectives
     for pair in choices:
         plain = np.zeros((k, 5), dtype=np.int64)
         for i, mapping in enumerate(cands.mappings):
-            plain[i] = _bits(sum(group_bursts(segment, mapping, pair, burst).values(), Traffic()), accelerator)
+            plain[i] = _bits(sum(group_bursts(segment, mapping, pair, burst, kept).values(), Traffic()), accelerator)
         moved = plain[base]
         moved[:, weight] -= saved * 8 * burst
         score = objective_rank(objectives, accelerator, moved.sum(axis=1), macs, operand_bytes, expanded.exposed)

@@ -129,13 +129,15 @@ def piece_bursts(layer: Layer, piece: int, burst_bytes: int) -> int:
     return whole * -(-(piece * bits) // size) + -(-(rest * bits) // size)
 
 
-def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burst_bytes: int) -> dict[str, Traffic]:
+def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burst_bytes: int,
+                 kept: frozenset[str] = frozenset()) -> dict[str, Traffic]:  # fmt: skip
     """Bursts of a fused group by layer (as ``GroupCost.by_layer``): each outside tensor's
     region, all channels, for every tile (only its fresh part along an axis whose halo is
     cached); the weights (resident: once; streamed: for every tile, a piece of output channels
     at a time, each packed from a burst boundary: ``piece_bursts``); the output's region for
     every tile. The tensors
-    it reads are in ``layouts.input``, its output in ``layouts.output``."""
+    it reads are in ``layouts.input``, its output in ``layouts.output``; the tensors in ``kept``
+    stay on chip (none of their bursts move)."""
     last = segment.shape(segment.last.name)
     row_tiles = [spans(segment, span, 0) for span in tile_bounds(last.height, mapping.rows)]
     col_tiles = [spans(segment, span, 1) for span in tile_bounds(last.width, mapping.cols)]
@@ -156,7 +158,7 @@ def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burs
         return tiled_pass_bursts(layout, shape, bits, burst_bytes, channels, moved(tensor, 0), moved(tensor, 1))
 
     counts = {layer.name: Traffic() for layer in segment.layers}
-    for tensor in segment.externals:
+    for tensor in (x for x in segment.externals if x not in kept):
         reader = segment.first_reader(tensor).name
         counts[reader] += Traffic(input_read=regions(tensor, segment.input_bits(tensor), layouts.input))
     for layer in segment.layers:
@@ -168,5 +170,6 @@ def group_bursts(segment: Segment, mapping: GroupMapping, layouts: Layouts, burs
             weights = tiles * piece_bursts(layer, mapping.piece(layer.name), burst_bytes)
         counts[layer.name] += Traffic(weight_read=weights)
     out = segment.last
-    counts[out.name] += Traffic(output_write=regions(out.name, out.precision.output, layouts.output))
+    if out.name not in kept:
+        counts[out.name] += Traffic(output_write=regions(out.name, out.precision.output, layouts.output))
     return counts

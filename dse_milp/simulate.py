@@ -361,19 +361,23 @@ def _regions(segment: Segment, rows: range, cols: range) -> dict[str, tuple[rang
 
 
 def simulate_group_bursts(
-    segment: Segment, mapping: GroupMapping, layouts: tuple[Layout, Layout], burst_bytes: int
+    segment: Segment,
+    mapping: GroupMapping,
+    layouts: tuple[Layout, Layout],
+    burst_bytes: int,
+    kept: frozenset[str] = frozenset(),
 ) -> dict[str, Traffic]:
     """Walk a fused group tile by tile and count, by layer, the distinct bursts of every transfer
     from its elements: each outside tensor's region (all channels) for every tile, less what a
     halo cache holds (``_walk``), charged to its first reader; resident weights once and
     streamed weights for every tile, a piece of output channels at a time (``_pieces``), each
-    packed from a burst boundary; the output's region for every tile.
-    The tensors it reads are in ``layouts[0]``, its output in ``layouts[1]``."""
+    packed from a burst boundary; the output's region for every tile. The tensors it reads
+    are in ``layouts[0]``, its output in ``layouts[1]``; those in ``kept`` move nothing."""
     counts: dict[str, Counter[str]] = {layer.name: Counter() for layer in segment.layers}
     size = 8 * burst_bytes
     loaded: set[str] = set()
     for _, new in _walk(segment, mapping)[0]:
-        for tensor in (*segment.externals, segment.last.name):
+        for tensor in (x for x in (*segment.externals, segment.last.name) if x not in kept):
             shape = segment.shape(tensor)
             box = ((c, h, w) for c in range(shape.channels) for h, w in new[tensor])
             if tensor == segment.last.name:

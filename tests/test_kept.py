@@ -4,6 +4,7 @@ and expose nothing, against every mapping."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,11 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dse_milp.accelerator import Accelerator, unified_buffer
+from dse_milp.burst_candidates import layer_in_bursts
+from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import TRAFFIC_FIELDS, OnChip, generate
 from dse_milp.cost import Objective, cost
 from dse_milp.fusion import Segment, generate_group, group_cost, group_objective
 from dse_milp.halo import Halo
-from dse_milp.simulate import simulate_group
+from dse_milp.layouts import NCHW, NHWC, Layouts
+from dse_milp.simulate import simulate_group, simulate_group_bursts
 from dse_milp.solve import segments
 from dse_milp.traffic import traffic
 from dse_milp.workload import NETWORK_INPUT, Layer
@@ -114,3 +118,35 @@ def test_group_candidates_with_tensors_on_chip_equal_exhaustive_search(objective
             assert min(keys) == best
             compared += 1
     assert compared > 30
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), layer=small_layers(), capacity=st.integers(8, 400), burst=st.sampled_from([2, 8, 32]))
+def test_layer_candidates_in_bursts_with_tensors_on_chip_move_the_rest(
+    data: st.DataObject, layer: Layer, capacity: int, burst: int
+):
+    """Priced in bursts, a candidate moves what its mapping's bursts move, less every burst of
+    the tensors on chip (each input tensor's share, the weights, the final output)."""
+    kept = data.draw(on_chip(layer))
+    acc = replace(small_accelerator(capacity, False, False, True), burst_bytes=burst)
+    pair = Layouts(NCHW, NHWC)
+    cands = layer_in_bursts(layer, acc, (Objective.DRAM,), (pair,), kept)
+    for k in range(len(cands)):
+        full = layer_bursts(layer, cands.mapping(k), pair, burst)
+        moved_inputs = layer.input_tensors - kept.inputs
+        expected = (full.input_read // layer.input_tensors * moved_inputs, full.weight_read * (not kept.weights),
+                    full.output_write * (not kept.output), full.psum_read, full.psum_write)  # fmt: skip
+        assert tuple(int(v) for v in cands.traffic[k] // (8 * burst)) == expected
+
+
+def test_group_bursts_with_tensors_on_chip_equal_the_element_walk():
+    rng = random.Random(17)
+    compared = 0
+    for network in random_networks(40, seed=14):
+        for segment in segments(network, longest=3):
+            mapping = rng.choice(every_group_mapping(segment, tuple(Halo)))
+            kept, burst = random_kept(rng, segment), rng.choice([2, 4, 16])
+            found = group_bursts(segment, mapping, Layouts(NCHW, NHWC), burst, kept)
+            assert found == simulate_group_bursts(segment, mapping, (NCHW, NHWC), burst, kept)
+            compared += 1
+    assert compared > 40
