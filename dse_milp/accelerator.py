@@ -74,6 +74,10 @@ class Accelerator:
     """Whether a fused group frees a feature map's slot after its last reader (the footprint is
     then the peak of the live slots, and double buffering doubles only what crosses DRAM), or
     holds every slot for the whole tile (the default)."""
+    keep_tensors: bool = False
+    """Whether a tensor that crosses a unit boundary (a layer's or a fused group's output read
+    later) may stay on chip, whole, from the unit that writes it to the unit that last reads
+    it, instead of going through DRAM; the program decides per tensor."""
     halo: tuple[Halo, ...] = (Halo.RECOMPUTE,)
     """The ways a fused group may handle the halo overlap between its tiles (``dse_milp.halo``);
     the program chooses one per group. The default recomputes it."""

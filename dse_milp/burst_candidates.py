@@ -39,6 +39,7 @@ from dse_milp.candidates import (
     fits_buffers,
     generate,
     shape_of,
+    sized_by,
     split_front,
     traffic_front,
 )
@@ -56,7 +57,7 @@ with 16 channels per block (TVM's NCHW16c; Ethos-U's NHCWB16 bricks are 16 chann
 
 def _front(accelerator: Accelerator, score: np.ndarray, footprint: np.ndarray, *ties: np.ndarray) -> np.ndarray:
     """Positions of the candidates not dominated in (score, footprint), or (score, banks)."""
-    size = footprint.sum(axis=1)
+    size = footprint[:, sized_by(accelerator)].sum(axis=1)
     if accelerator.split is None:
         return traffic_front(score, size, np.ones(len(score), dtype=bool), *ties)
     return split_front(score, bank_counts(footprint, accelerator.split), size, *ties)

@@ -28,6 +28,7 @@ import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import numpy as np
 
@@ -35,11 +36,11 @@ from dse_milp.accelerator import Accelerator, Split
 from dse_milp.cost import Objective, objective_rank, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.layouts import Layouts
 from dse_milp.levels import OPERANDS, STATIONARY_ORDERS, Pattern, patterns
-from dse_milp.traffic import Levels, Mapping, Tiling, halo_stats, needed_inputs
+from dse_milp.traffic import NOTHING, Levels, Mapping, OnChip, Tiling, halo_stats, needed_inputs
 from dse_milp.traffic import exposed as exact_exposed
 from dse_milp.traffic import footprint as exact_footprint
 from dse_milp.traffic import traffic as exact_traffic
-from dse_milp.workload import Layer
+from dse_milp.workload import Layer, Operand
 
 __all__ = ["OPERANDS", "STATIONARY_ORDERS", "Candidates", "generate"]
 
@@ -127,6 +128,9 @@ class Candidates:
     """With DRAM bursts: (k, 5) the bits the traffic model counts; else None (``traffic``)."""
     groups: np.ndarray | None = None
     """With DRAM bursts: (k,) the groups each tile spans (``Mapping.groups``); else None (one)."""
+    kept: tuple[frozenset[str], ...] = ()
+    """With tensors kept on chip between units: the tensors each candidate keeps (it neither
+    reads nor writes them); empty when no candidate keeps any."""
 
     def __len__(self) -> int:
         return len(self.orders)
@@ -154,6 +158,23 @@ class Candidates:
         return replace(self, **rows_of(self, index, per_unit={"layer", "smallest_footprint"}))
 
 
+def stacked(parts: Sequence[Any], per_unit: set[str]) -> Any:
+    """Candidates of one unit (dataclasses of the same type, e.g. generated for different
+    tensors kept on chip), one after the other: their per-candidate fields joined, the
+    per-unit ones the first's."""
+    first = parts[0]
+    out: dict[str, object] = {}
+    for f in fields(first):
+        if f.name in per_unit:
+            continue
+        values = [getattr(p, f.name) for p in parts]
+        if any(v is None for v in values):
+            assert all(v is None for v in values), f.name
+            continue
+        out[f.name] = np.concatenate(values) if isinstance(values[0], np.ndarray) else sum(values, ())
+    return replace(first, **out)
+
+
 def rows_of(cands: object, index: np.ndarray, per_unit: set[str]) -> dict[str, object]:
     """Every per-candidate field of a dataclass of candidates (arrays and tuples, one item per
     candidate; empty tuples and None stay as they are), at positions ``index``."""
@@ -164,6 +185,16 @@ def rows_of(cands: object, index: np.ndarray, per_unit: set[str]) -> dict[str, o
             continue
         out[f.name] = value[index] if isinstance(value, np.ndarray) else tuple(value[i] for i in index)
     return out
+
+
+def sized_by(accelerator: Accelerator) -> list[int]:
+    """The operands (positions in ``OPERANDS``) whose bits a front orders candidates by: all
+    of them; with tensors kept on chip and fixed buffers that are not one, those in the
+    output's buffer, the only one kept tensors shrink (every candidate fits the others as
+    they are, so a candidate no larger there and no worse replaces another anywhere)."""
+    if accelerator.keep_tensors and accelerator.split is None and not accelerator.unified:
+        return sorted(OPERANDS.index(op) for op in accelerator.buffer_of(Operand.OUTPUT).operands)
+    return list(range(len(OPERANDS)))
 
 
 def fits_buffers(footprint: np.ndarray, accelerator: Accelerator) -> np.ndarray:
@@ -245,21 +276,6 @@ def traffic_front(traffic: np.ndarray, size: np.ndarray, allowed: np.ndarray, *t
     equal = index[contenders(traffic[index], size[index])]
     equal = equal[np.lexsort((equal, *(t[equal] for t in reversed(ties)), size[equal]))]
     return equal[np.concatenate([[True], size[equal][1:] != size[equal][:-1]])] if len(equal) else equal
-
-
-@dataclass(frozen=True)
-class OnChip:
-    """Which of a layer's tensors stay on chip between units (their DRAM transfers, and the
-    exposed bits of those, are not counted; their tiles still pass through the layer's own
-    blocks): how many of its input tensors, its weights when they are another layer's output,
-    and its output (its final values; partial sums still spill)."""
-
-    inputs: int = 0
-    weights: bool = False
-    output: bool = False
-
-
-NOTHING = OnChip()
 
 
 def generate(layer: Layer, accelerator: Accelerator, objectives: Sequence[Objective] = (Objective.DRAM,),
@@ -575,13 +591,13 @@ def _pattern_front(layer: Layer, options: dict[str, LoopOptions], pattern: Patte
     split = accelerator.split
     at = np.flatnonzero(fits)
     total = np.broadcast_to(sum(traffic), shape).ravel()[at]
-    size = np.broadcast_to(sum(footprint), shape).ravel()[at]
+    size = np.broadcast_to(sum(footprint[i] for i in sized_by(accelerator)), shape).ravel()[at]
     hidden = np.broadcast_to(exposed, shape).ravel()[at]
     banks = None
     if split is not None:
         banks = bank_counts(np.stack([np.broadcast_to(f, shape).ravel()[at] for f in footprint], 1), split)
     if so_far is not None and len(so_far) and banks is None:  # drop what the front so far beats
-        front_size = so_far.footprint.sum(axis=1)
+        front_size = so_far.footprint[:, sized_by(accelerator)].sum(axis=1)
         front_score, score = so_far.traffic.sum(axis=1), total
         if ranking is not None:  # ranks compare only within one ranking: rank both sets together
             both = _scores(layer, accelerator, ranking, np.concatenate([front_score, total]),
@@ -619,7 +635,7 @@ def _front(layer: Layer, points: _Points, accelerator: Accelerator, ranking: tup
     if not len(points):
         return points
     score = _scores(layer, accelerator, ranking, points.traffic.sum(axis=1), points.exposed)
-    size = points.footprint.sum(axis=1)
+    size = points.footprint[:, sized_by(accelerator)].sum(axis=1)
     ties = (points.count, points.pattern, *points.tiles.T)
     if accelerator.split is None:
         return points[traffic_front(score, size, np.ones(len(score), dtype=bool), *ties)]

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, group_cost
-from dse_milp.traffic import INNERMOST, LOOPS, Mapping, Traffic, footprint, spans_groups, traffic
-from dse_milp.workload import Network
+from dse_milp.traffic import INNERMOST, LOOPS, Mapping, OnChip, Traffic, footprint, on_chip_traffic, spans_groups
+from dse_milp.workload import Layer, Network, Operand
 
 
 @dataclass(frozen=True)
 class CheckedLayer:
     traffic: Traffic
     buffer_bytes: dict[str, float]
-    """Bytes of each buffer the mapping's tiles occupy."""
+    """Bytes of each buffer the mapping's tiles occupy, and the tensors kept while it runs."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class Check:
         return alone + sum(group.cost.traffic.total for group in self.groups.values())
 
 
+def on_chip_of(layer: Layer, kept: frozenset[str]) -> OnChip:
+    """Which of ``layer``'s tensors (run alone) are kept on chip."""
+    return OnChip(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
+
+
 def _overflows(accelerator: Accelerator, held: dict[str, float], what: str) -> list[str]:
     return [
         f"{what}: tiles need {held[b.name]:g} bytes of the {b.name} buffer ({b.capacity_bytes} bytes)"
@@ -60,14 +65,34 @@ def check_mappings(
     accelerator: Accelerator,
     mappings: dict[str, Mapping],
     groups: dict[tuple[str, str], GroupMapping] | None = None,
+    kept: frozenset[str] = frozenset(),
 ) -> Check:
     """Check that every layer runs exactly once (alone with a mapping, or in one fused group),
-    that tiles are legal and that they fit the buffers; evaluate everything on the way."""
+    that tiles are legal and that they fit the buffers; evaluate everything on the way.
+
+    The tensors in ``kept`` stay on chip from the unit that writes them to the unit that last
+    reads them: none of their transfers count, and their whole size joins, in the buffer of
+    the output operand, what every unit in between holds. Each must be a layer's output that
+    leaves its unit (not read only inside a fused group) and that some layer reads.
+    """
     groups = groups or {}
+    position = {layer.name: i for i, layer in enumerate(network.layers)}
+    kept_size = {x: network.by_name[x].output_elements * network.by_name[x].precision.output / 8
+                 for x in kept if x in network.by_name and network.consumers(x)}  # fmt: skip
+    last_reader = {x: max(position[r.name] for r in network.consumers(x)) for x in kept_size}
+    violations_kept = [
+        f"kept tensor {x!r} is not a layer output that a layer reads" for x in sorted(kept - set(kept_size))
+    ]
+
+    def with_kept(held: dict[str, float], start: int, stop: int) -> dict[str, float]:
+        """``held`` plus the tensors kept while layers ``start``..``stop`` run."""
+        live = sum(size for x, size in kept_size.items() if start <= last_reader[x] and stop >= position[x])
+        buffer = accelerator.buffer_of(Operand.OUTPUT).name
+        return held | {buffer: held[buffer] + live} if live else held
+
     layers: dict[str, CheckedLayer] = {}
     checked_groups: dict[tuple[str, str], CheckedGroup] = {}
-    violations: list[str] = []
-    position = {layer.name: i for i, layer in enumerate(network.layers)}
+    violations: list[str] = violations_kept
     runs = dict.fromkeys(position, 0)
     for (first, last), mapping in groups.items():
         if first not in position or last not in position:
@@ -97,8 +122,12 @@ def check_mappings(
             continue
         for layer in segment.layers:
             runs[layer.name] += 1
-        cost = group_cost(segment, mapping, accelerator.double_buffering, accelerator.liveness)
-        held = accelerator.held_bytes(cost.footprint)
+        inside = [x for x in kept_size if x in segment.names and x != last]
+        if inside:
+            violations.append(f"group {first!r}..{last!r}: kept tensors {inside} never leave it")
+        outer = frozenset(x for x in kept_size if x in segment.externals or x == last)
+        cost = group_cost(segment, mapping, accelerator.double_buffering, accelerator.liveness, outer)
+        held = with_kept(accelerator.held_bytes(cost.footprint), start, stop - 1)
         violations.extend(_overflows(accelerator, held, f"group {first!r}..{last!r}"))
         checked_groups[first, last] = CheckedGroup(segment, cost, held)
     for layer in network.layers:
@@ -132,8 +161,9 @@ def check_mappings(
         held = accelerator.held_bytes(
             footprint(layer, mapping, accelerator.double_buffering, accelerator.accumulate_in_buffer)
         )
+        held = with_kept(held, position[layer.name], position[layer.name])
         violations.extend(_overflows(accelerator, held, f"layer {layer.name!r}"))
-        layers[layer.name] = CheckedLayer(traffic(layer, mapping), held)
+        layers[layer.name] = CheckedLayer(on_chip_traffic(layer, mapping, on_chip_of(layer, kept)), held)
     violations.extend(f"layer {name!r} runs {count} times" for name, count in runs.items() if count > 1)
     unknown = sorted(set(mappings) - set(network.by_name))
     violations.extend(f"mapping for unknown layer {name!r}" for name in unknown)

@@ -27,7 +27,7 @@ from functools import cached_property
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
-from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, rows_of, split_front, traffic_front
+from dse_milp.candidates import bank_counts, fits_buffers, non_dominated, rows_of, sized_by, split_front, traffic_front
 from dse_milp.cost import Objective, cost_of, objective_rank, operand_bytes_per_mac, ranked_by_objectives
 from dse_milp.halo import Halo, fresh, overlap
 from dse_milp.layouts import Layouts
@@ -390,6 +390,9 @@ class GroupCandidates:
     candidate reads and writes; ``traffic`` is then the bits its whole bursts move."""
     useful: np.ndarray | None = None
     """With DRAM bursts: (k, 5) the bits the traffic model counts; else None (``traffic``)."""
+    kept: tuple[frozenset[str], ...] = ()
+    """With tensors kept on chip between units: the tensors each candidate keeps (outside
+    tensors it does not read, its output if it does not write it); empty when none does."""
 
     def __len__(self) -> int:
         return len(self.mappings)
@@ -442,13 +445,13 @@ def generate_group(segment: Segment, accelerator: Accelerator, objectives: Seque
     fits = grid.fits(accelerator)
     modes = [grid.halo == tuple(Halo).index(m) for m in accelerator.halo] if by_halo else [np.ones_like(fits)]
     keep = np.unique(np.concatenate([_front(grid, accelerator, objectives, np.flatnonzero(fits & m)) for m in modes]))
-    return grid.candidates(keep[np.lexsort((keep, grid.footprint[keep].sum(axis=1)))])
+    return grid.candidates(keep[np.lexsort((keep, grid.footprint[keep][:, sized_by(accelerator)].sum(axis=1)))])
 
 
 def _front(grid: _GroupGrid, accelerator: Accelerator, objectives: Sequence[Objective],
            index: np.ndarray) -> np.ndarray:  # fmt: skip
     """The points of ``index`` not dominated in (costs, footprint) or (costs, banks)."""
-    size, extra_total = grid.footprint[index].sum(axis=1), grid.extra[index].sum(axis=1)
+    size, extra_total = grid.footprint[index][:, sized_by(accelerator)].sum(axis=1), grid.extra[index].sum(axis=1)
     score = objective_rank(objectives, accelerator, *grid.work(index))
     if accelerator.split is None:
         return index[traffic_front(score, size, np.ones(len(index), dtype=bool), extra_total)]

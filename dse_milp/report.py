@@ -178,6 +178,8 @@ def solution_record(solution: Solution) -> dict[str, Any]:
         "burst_bytes": burst,
         "fused_footprint": "liveness" if solution.accelerator.fused_liveness else "sum",
         "halo_modes": [str(mode) for mode in solution.accelerator.halo],
+        "keep_tensors": solution.accelerator.keep_tensors,
+        "kept_tensors": [layer.name for layer in solution.network.layers if layer.name in solution.kept_tensors],
         "layout": solution.layout,
         "tensor_layouts": {tensor: str(x) for tensor, x in solution.layouts.items()},
         "layers": [

@@ -9,14 +9,14 @@ from dataclasses import dataclass, field, replace
 
 from dse_milp.accelerator import Accelerator, sized
 from dse_milp.burst_candidates import AUTO_LAYOUTS, group_in_bursts, layer_in_bursts, pairs
-from dse_milp.bursts import group_bursts, layer_bursts
-from dse_milp.candidates import fewest_tiles, generate, shape_of
-from dse_milp.check import check_mappings
+from dse_milp.bursts import group_bursts, layer_bursts, on_chip_bursts
+from dse_milp.candidates import OnChip, fewest_tiles, generate, shape_of, stacked
+from dse_milp.check import check_mappings, on_chip_of
 from dse_milp.cost import Objective, cost, ranked_by_objectives
 from dse_milp.decompose import best_of_each_unit, best_split
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
-from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
+from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError
 from dse_milp.fusion import (
     GroupCandidates,
     GroupCost,
@@ -38,6 +38,7 @@ from formulations import (
     build_model,
     chosen_candidates,
     chosen_groups,
+    chosen_kept,
     chosen_layouts,
     chosen_sizes,
     fix_split,
@@ -128,6 +129,8 @@ class Solution:
     layouts: dict[str, Layout] = field(default_factory=dict)
     """With DRAM bursts: the layout of each tensor in DRAM, by tensor (the network input's
     name, or the layer that writes it)."""
+    kept_tensors: frozenset[str] = frozenset()
+    """Tensors kept on chip between units (``Accelerator.keep_tensors``)."""
 
     @property
     def moved_bytes(self) -> float | None:
@@ -225,6 +228,28 @@ def _renamed(cands: GroupCandidates, segment: Segment) -> GroupCandidates:
     return replace(cands, segment=segment, mappings=mappings)
 
 
+def kept_candidates(network: Network) -> frozenset[str]:
+    """The tensors that may stay on chip between units: every layer output some layer reads."""
+    return frozenset(layer.name for layer in network.layers if network.consumers(layer.name))
+
+
+def _layer_boundary(layer: Layer, keepable: frozenset[str]) -> tuple[str, ...]:
+    """The tensors a layer run alone may find, or leave, on chip: its inputs, its weights if
+    another layer's output, and its output."""
+    read = (*layer.inputs, *((layer.weight_from,) if layer.weight_from else ()), layer.name)
+    return tuple(x for x in dict.fromkeys(read) if x in keepable)
+
+
+def _group_boundary(segment: Segment, keepable: frozenset[str]) -> tuple[str, ...]:
+    """The tensors a fused group may find, or leave, on chip: its outside tensors, its output."""
+    return tuple(x for x in (*segment.externals, segment.last.name) if x in keepable)
+
+
+def _subsets(tensors: tuple[str, ...]) -> list[frozenset[str]]:
+    """Every subset of ``tensors``, the empty one first."""
+    return [frozenset(c) for n in range(len(tensors) + 1) for c in itertools.combinations(tensors, n)]
+
+
 def build_problem(
     network: Network,
     accelerator: Accelerator,
@@ -245,30 +270,41 @@ def build_problem(
     NoSolutionError.
     """
     cache = {} if cache is None else cache
+    keepable = kept_candidates(network) if accelerator.keep_tensors else frozenset()
     candidates = {}
     for layer in network.layers:
         _stop_if_asked(deadline, "while generating candidates")
-        if (layer, accelerator, objectives) not in cache:
-            cache[layer, accelerator, objectives] = generate(layer, accelerator, objectives)
-        candidates[layer.name] = cache[layer, accelerator, objectives]
-        if layouts:
-            if (layer, accelerator, objectives, layouts) not in cache:
-                priced = layer_in_bursts(layer, accelerator, objectives, pairs(layouts))
-                cache[layer, accelerator, objectives, layouts] = priced
-            candidates[layer.name] = cache[layer, accelerator, objectives, layouts]
+        parts = []
+        for kept in _subsets(_layer_boundary(layer, keepable)):
+            on_chip = OnChip(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
+            key = (layer, accelerator, objectives, on_chip)
+            if key not in cache:
+                cache[key] = generate(layer, accelerator, objectives, on_chip)
+            cands = cache[key]
+            if layouts:
+                if (*key, layouts) not in cache:
+                    cache[*key, layouts] = layer_in_bursts(layer, accelerator, objectives, pairs(layouts), on_chip)
+                cands = cache[*key, layouts]
+            parts.append(replace(cands, kept=(kept,) * len(cands)) if keepable else cands)
+        candidates[layer.name] = stacked(parts, per_unit={"layer", "smallest_footprint"})
     groups = {}
     for segment in segments(network, fusion):
         _stop_if_asked(deadline, "while generating candidates")
-        key = (_signature(segment), accelerator, objectives, bool(layouts))
-        if key not in cache:  # priced in bursts later: every halo mode's own front
-            cache[key] = generate_group(segment, accelerator, objectives, by_halo=bool(layouts))
-        if layouts and (*key, layouts) not in cache:
-            plain = _renamed(cache[key], segment)
-            cache[*key, layouts] = group_in_bursts(plain, accelerator, objectives, pairs(layouts))
-        cands = _renamed(cache[(*key, layouts) if layouts else key], segment)
+        boundary = _group_boundary(segment, keepable)
+        parts = []
+        for kept in _subsets(boundary):
+            key = (_signature(segment), accelerator, objectives, bool(layouts), tuple(x in kept for x in boundary))
+            if key not in cache:  # priced in bursts later: every halo mode's own front
+                cache[key] = generate_group(segment, accelerator, objectives, by_halo=bool(layouts), kept=kept)
+            if layouts and (*key, layouts) not in cache:
+                plain = _renamed(cache[key], segment)
+                cache[*key, layouts] = group_in_bursts(plain, accelerator, objectives, pairs(layouts), kept)
+            cands = _renamed(cache[(*key, layouts) if layouts else key], segment)
+            parts.append(replace(cands, kept=(kept,) * len(cands)) if keepable else cands)
+        cands = stacked(parts, per_unit={"segment"})
         if len(cands):
             groups[segment.layers[0].name, segment.last.name] = cands
-    problem = MappingProblem(network, accelerator, candidates, objectives, groups, layouts)
+    problem = MappingProblem(network, accelerator, candidates, objectives, groups, layouts, keepable)
     stuck = [
         does_not_fit(network.by_name[name], cands.smallest_footprint, accelerator)
         for name, cands in candidates.items()
@@ -301,6 +337,8 @@ def solve(
     layout it chooses for it (one per tensor, shared by its writer and readers).
     """
     options = (options or SolverOptions()).started()
+    if accelerator.keep_tensors and accelerator.split is not None:
+        raise InputError(["keep_tensors: not yet with a free split (choose the buffer sizes, or keep no tensors)"])
     backend = get_backend(solver)
     objectives = lexicographic([objective] if isinstance(objective, Objective) else objective)
     seconds: dict[str, float] = {}
@@ -312,7 +350,8 @@ def solve(
     counts = {name: len(cands) for name, cands in problem.candidates.items()}
     counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
     generated = problem  # the shadow prices' LP steps take every candidate of a unit
-    if options.decompose and accelerator.split is None and len(choices) <= 1:
+    independent = options.decompose and len(choices) <= 1 and not accelerator.keep_tensors
+    if independent and accelerator.split is None:
         problem = best_of_each_unit(problem)  # nothing but the segmentation couples the units
     seconds["candidates"] = time.perf_counter() - start
 
@@ -322,7 +361,7 @@ def solve(
 
     start = time.perf_counter()
     _stop_if_asked(options.deadline, f"before {solver} started")
-    split = best_split(problem) if options.decompose and accelerator.split and len(choices) <= 1 else None
+    split = best_split(problem) if independent and accelerator.split else None
     if split is not None:
         fix_split(model, split.banks)
         notes.append(f"split chosen by comparing all {split.splits} complete splits, each by a shortest path "
@@ -344,7 +383,7 @@ def solve(
     if not result.has_solution:
         raise DseError(f"{solver} failed ({result.status})")
     chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
-    stored = chosen_layouts(model)
+    stored, kept = chosen_layouts(model), chosen_kept(model)
     # each stage holds a measure at its optimum and minimises the next; last, with layouts to
     # choose, tensors whose layouts tie take the earliest (``prefer_layouts``: next is None)
     stages: list[tuple[Objective, Objective | None]] = list(itertools.pairwise(objectives))
@@ -368,7 +407,7 @@ def solve(
             break
         if stage.has_solution:
             chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
-            stored = chosen_layouts(model)
+            stored, kept = chosen_layouts(model), chosen_kept(model)
     seconds["solve"] = time.perf_counter() - start
 
     settled = replace(problem, accelerator=sized(accelerator, sizes))  # a free split, now chosen
@@ -384,7 +423,7 @@ def solve(
         seconds["prices"] = time.perf_counter() - start
     by_name = {str(x): x for x in choices}
     tensor_layouts = {tensor: by_name[name] for tensor, name in stored.items()}
-    layers, groups, note = _results(settled, chosen, fused, shadow, counts, options.deadline)
+    layers, groups, note = _results(settled, chosen, fused, shadow, counts, options.deadline, kept)
     notes += [note] if note else []
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
@@ -404,7 +443,7 @@ def solve(
     result = SolveResult(status, value, result.bound, seconds["solve"], result.solver, result.version)
     return Solution(
         network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes),
-        layout=str(layout), layouts=tensor_layouts,
+        layout=str(layout), layouts=tensor_layouts, kept_tensors=kept,
     )  # fmt: skip
 
 
@@ -428,6 +467,7 @@ def _results(
     shadow: dict[str, dict[str, float]],
     counts: dict[str, int],
     deadline: float | None = None,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...], str | None]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
     the candidates' own figures, and a note on the units left uncoarsened (``counts``: each
@@ -458,7 +498,10 @@ def _results(
         if burst:
             layouts[name] = cands.layouts[k]
         bound = int(cands.exposed[k]) if exposing else None
-        coarsest = fewest_tiles(cands.layer, acc, int(cands.useful_bits[k]), bound) if coarsening() else None
+        keeps = bool(cands.kept and cands.kept[k])  # its figures leave out what it keeps: not the search's
+        coarsest = (
+            fewest_tiles(cands.layer, acc, int(cands.useful_bits[k]), bound) if coarsening() and not keeps else None
+        )
         if coarsest is not None and (
             not burst
             or (
@@ -474,13 +517,13 @@ def _results(
         name = f"{key[0]}..{key[1]}"
         if burst:
             layouts[name] = chosen_group.layouts[k]
-        if coarsening():
+        if coarsening() and not (chosen_group.kept and chosen_group.kept[k]):
             coarse = coarsest_group(chosen_group.segment, acc, problem.objectives, mapping)
             if not burst or _moved(chosen_group.segment, coarse, layouts[name], burst) <= chosen_group.total_bits[k]:
                 mapping = coarse
         group_mappings[key] = mapping
     layers, groups = design_results(
-        problem.network, acc, mappings, group_mappings, counts, shadow, layouts if burst else NCHW
+        problem.network, acc, mappings, group_mappings, counts, shadow, layouts if burst else NCHW, kept
     )
     expected = {name: int(problem.candidates[name].useful_bits[k]) for name, k in chosen.items()}
     expected |= {f"{a}..{b}": int(problem.groups[a, b].useful_bits[k]) for (a, b), k in fused.items()}
@@ -517,6 +560,7 @@ def design_results(
     candidates: dict[str, int] | None = None,
     shadow: dict[str, dict[str, float]] | None = None,
     layouts: Layout | dict[str, Layouts] = NCHW,
+    kept: frozenset[str] = frozenset(),
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...]]:
     """Evaluate a design (layers alone with their mappings, fused groups with theirs) with the
     independent checker; raise DseError if it breaks a rule. ``candidates`` counts each unit's
@@ -531,7 +575,7 @@ def design_results(
 
     candidates, shadow = candidates or {}, shadow or {}
     acc = accelerator
-    check = check_mappings(network, acc, mappings, group_mappings)
+    check = check_mappings(network, acc, mappings, group_mappings, kept)
     if check.violations:
         raise DseError("internal error: the design fails its check: " + "; ".join(check.violations))
 
@@ -539,7 +583,8 @@ def design_results(
     for key, mapping in group_mappings.items():
         checked = check.groups[key]
         name = f"{key[0]}..{key[1]}"
-        bursts = group_bursts(checked.segment, mapping, pair(name), burst) if burst > 1 else None
+        outer = frozenset(x for x in kept if x in checked.segment.externals or x == checked.segment.last.name)
+        bursts = group_bursts(checked.segment, mapping, pair(name), burst, outer) if burst > 1 else None
         moved = None if bursts is None else 8 * burst * sum(bursts.values(), Traffic()).total
         result = GroupResult(
             segment=checked.segment,
@@ -569,9 +614,10 @@ def design_results(
             )  # fmt: skip
             continue
         checked = check.layers[layer.name]
-        moved = layer_bursts(layer, mappings[layer.name], pair(layer.name), burst) if burst > 1 else None
+        on_chip = on_chip_of(layer, kept)
+        moved = on_chip_bursts(layer, mappings[layer.name], pair(layer.name), burst, on_chip) if burst > 1 else None
         dram = (checked.traffic.total / 8) if moved is None else moved.total * burst
-        hidden = exposed(layer, mappings[layer.name]) / 8
+        hidden = exposed(layer, mappings[layer.name], on_chip) / 8
         results.append(
             LayerResult(
                 layer=layer,

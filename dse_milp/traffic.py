@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -190,6 +190,32 @@ def block(layer: Layer, mapping: Mapping, operand: Operand) -> dict[str, int]:
     return {d: extent if d in inside else getattr(mapping.tiling, d) for d, extent in layer.dims.items()}
 
 
+@dataclass(frozen=True)
+class OnChip:
+    """Which of a layer's tensors stay on chip between units (their DRAM transfers, and the
+    exposed bits of those, are not counted; their tiles still pass through the layer's own
+    blocks): how many of its input tensors, its weights when they are another layer's output,
+    and its output (its final values; partial sums still spill)."""
+
+    inputs: int = 0
+    weights: bool = False
+    output: bool = False
+
+
+NOTHING = OnChip()
+
+
+def on_chip_traffic(layer: Layer, mapping: Mapping, on_chip: OnChip) -> Traffic:
+    """``traffic`` less the transfers of the tensors ``on_chip`` (partial sums still spill)."""
+    full = traffic(layer, mapping)
+    return replace(
+        full,
+        input_read=full.input_read // layer.input_tensors * (layer.input_tensors - on_chip.inputs),
+        weight_read=full.weight_read * (not on_chip.weights),
+        output_write=full.output_write * (not on_chip.output),
+    )
+
+
 def traffic(layer: Layer, mapping: Mapping) -> Traffic:
     """The exact off-chip traffic of ``layer`` under ``mapping`` (closed form)."""
     order, levels, bits = mapping.order, mapping.levels, layer.precision
@@ -212,10 +238,10 @@ def traffic(layer: Layer, mapping: Mapping) -> Traffic:
     )
 
 
-def exposed(layer: Layer, mapping: Mapping) -> int:
+def exposed(layer: Layer, mapping: Mapping, on_chip: OnChip = NOTHING) -> int:
     """Bits a double-buffered run cannot overlap with compute: the first input and weight
     blocks (nothing computes before they arrive) and one output block at output width, the
-    last store (nothing computes after it).
+    last store (nothing computes after it); none of them for the tensors ``on_chip``.
 
     The last block is charged as a whole block, like every other: an edge block is no
     larger, so this bounds the drain within one block's transfer, and it keeps the exposed
@@ -226,8 +252,9 @@ def exposed(layer: Layer, mapping: Mapping) -> int:
     rows = needed_inputs(0, i["r"], layer.sh, layer.kh, layer.ph, layer.h)
     cols = needed_inputs(0, i["c"], layer.sw, layer.kw, layer.pw, layer.w)
     weights = w["m"] * w["n"] * layer.kh * layer.kw * bits.weight if layer.has_weights else 0
-    inputs = i["n"] * rows * cols * bits.input * layer.input_tensors
-    return mapping.groups * (inputs + weights + o["m"] * o["r"] * o["c"] * bits.output)
+    inputs = i["n"] * rows * cols * bits.input * (layer.input_tensors - on_chip.inputs)
+    output = o["m"] * o["r"] * o["c"] * bits.output * (not on_chip.output)
+    return mapping.groups * (inputs + weights * (not on_chip.weights) + output)
 
 
 def spans_groups(layer: Layer, mapping: Mapping) -> bool:

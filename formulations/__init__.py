@@ -6,7 +6,7 @@ files nor prints.
 """
 
 from formulations.layouts import chosen_layouts, prefer_layouts
-from formulations.model import build_model, chosen_candidates, chosen_groups
+from formulations.model import build_model, chosen_candidates, chosen_groups, chosen_kept
 from formulations.objective import fix_stage
 from formulations.partition import chosen_sizes, fix_split
 from formulations.problem import MappingProblem
@@ -16,6 +16,7 @@ __all__ = [
     "build_model",
     "chosen_candidates",
     "chosen_groups",
+    "chosen_kept",
     "chosen_layouts",
     "chosen_sizes",
     "fix_split",

@@ -7,6 +7,7 @@ import pyomo.environ as pyo
 
 from formulations.capacity import add_capacity
 from formulations.fusion import add_fusion
+from formulations.kept import add_kept
 from formulations.layouts import add_layouts
 from formulations.objective import add_objective
 from formulations.partition import add_partition
@@ -31,6 +32,7 @@ def build_model(problem: MappingProblem) -> pyo.ConcreteModel:
     add_fusion(m, problem)
     add_selection(m, problem)
     add_capacity(m, problem)
+    add_kept(m, problem)
     add_layouts(m, problem)
     add_objective(m, problem)
     return m
@@ -39,6 +41,11 @@ def build_model(problem: MappingProblem) -> pyo.ConcreteModel:
 def chosen_candidates(m: pyo.ConcreteModel) -> dict[str, int]:
     """The candidate index of each layer that runs alone, read from a solved model."""
     return {layer: k for (layer, k), var in m.choose.items() if var.value is not None and var.value > 0.5}
+
+
+def chosen_kept(m: pyo.ConcreteModel) -> frozenset[str]:
+    """The tensors a solved model keeps on chip between units."""
+    return frozenset(x for x, var in m.keep.items() if var.value is not None and var.value > 0.5)
 
 
 def chosen_groups(m: pyo.ConcreteModel) -> dict[tuple[str, str], int]:

@@ -32,6 +32,8 @@ class MappingProblem:
     """Candidate mappings of each group of layers that may run fused (none: no fusion)."""
     layouts: tuple[Layout, ...] = ()
     """With DRAM bursts: the layouts each tensor may take (the candidates carry theirs)."""
+    kept_tensors: frozenset[str] = frozenset()
+    """The tensors that may stay on chip between units (the candidates say which each keeps)."""
 
     def cost(self, objective: Objective, layer: str) -> np.ndarray:
         """The cost of each candidate of ``layer`` under ``objective``."""

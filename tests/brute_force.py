@@ -191,3 +191,68 @@ def best_fused_network_cost(
             best = total if best is None else min(best, total)
     assert best is not None
     return best
+
+
+def best_kept_network_cost(
+    network: Network, accelerator: Accelerator, objective: Objective = Objective.DRAM, longest: int = 4
+) -> float:
+    """The least cost over every segmentation (as ``best_fused_network_cost``) and every set
+    of the tensors crossing its boundaries kept on chip: each unit at its least cost over the
+    candidates generated for the tensors it finds or leaves on chip, in the buffers less the
+    kept tensors live while it runs (their whole size, in the output's buffer). Fixed
+    buffers only."""
+    from dataclasses import replace
+
+    from dse_milp.candidates import generate
+    from dse_milp.cost import cost_of
+    from dse_milp.fusion import Segment, fusible, generate_group
+    from dse_milp.traffic import OnChip
+
+    assert accelerator.split is None
+    n = len(network.layers)
+    position = {layer.name: i for i, layer in enumerate(network.layers)}
+    readers = {layer.name: [position[r.name] for r in network.consumers(layer.name)] for layer in network.layers}
+    size = {layer.name: layer.output_elements * layer.precision.output for layer in network.layers}
+    holder = accelerator.buffer_of(Operand.OUTPUT).name
+
+    def unit_cost(start: int, stop: int, kept: frozenset[str], reserved: int) -> float | None:
+        assert reserved % 8 == 0
+        buffers = tuple(replace(b, capacity_bytes=b.capacity_bytes - reserved // 8) if b.name == holder else b
+                        for b in accelerator.buffers)  # fmt: skip
+        if any(b.capacity_bytes < 0 for b in buffers):
+            return None
+        acc = replace(accelerator, buffers=buffers)
+        if stop - start == 1:
+            layer = network.layers[start]
+            on_chip = OnChip(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
+            cands = generate(layer, acc, (objective,), on_chip)
+            values = cost(objective, layer, acc, cands.total_bits / 8, cands.exposed / 8)
+        else:
+            cands = generate_group(Segment(network, start, stop), acc, (objective,), kept=kept)
+            macs, operand_bytes = cands.work()
+            values = cost_of(objective, acc, cands.total_bits / 8, macs, operand_bytes, cands.exposed / 8)
+        return float(np.min(values)) if len(cands) else None
+
+    best = None
+    for cuts in itertools.product([False, True], repeat=n - 1):
+        bounds = [0, *(i + 1 for i, cut in enumerate(cuts) if cut), n]
+        units = list(itertools.pairwise(bounds))
+        if any(b - a > longest or (b - a > 1 and not fusible(network, a, b)) for a, b in units):
+            continue
+        unit_of = {i: u for u in units for i in range(*u)}
+        crossing = [x for x in size if readers[x] and any(unit_of[r] != unit_of[position[x]] for r in readers[x])]
+        for count in range(len(crossing) + 1):
+            for chosen in itertools.combinations(crossing, count):
+                kept = frozenset(chosen)
+                total = 0.0
+                for a, b in units:
+                    touched = frozenset(x for x in kept if a <= position[x] < b or any(a <= r < b for r in readers[x]))
+                    live = sum(size[x] for x in kept if a <= max(readers[x]) and b - 1 >= position[x])
+                    value = unit_cost(a, b, touched, live)
+                    if value is None:
+                        break
+                    total += value
+                else:
+                    best = total if best is None else min(best, total)
+    assert best is not None
+    return best

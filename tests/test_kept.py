@@ -20,12 +20,13 @@ from dse_milp.fusion import Segment, generate_group, group_cost, group_objective
 from dse_milp.halo import Halo
 from dse_milp.layouts import NCHW, NHWC, Layouts
 from dse_milp.simulate import simulate_group, simulate_group_bursts
-from dse_milp.solve import segments
+from dse_milp.solve import segments, solve
+from dse_milp.solvers import Status
 from dse_milp.traffic import traffic
 from dse_milp.workload import NETWORK_INPUT, Layer
-from tests.brute_force import every_mapping
+from tests.brute_force import best_kept_network_cost, every_mapping
 from tests.layers import small_accelerator, small_layers
-from tests.test_fusion import ENERGY, every_group_mapping, random_networks
+from tests.test_fusion import ENERGY, every_group_mapping, random_fusion_instance, random_networks
 
 
 @st.composite
@@ -150,3 +151,30 @@ def test_group_bursts_with_tensors_on_chip_equal_the_element_walk():
             assert found == simulate_group_bursts(segment, mapping, (NCHW, NHWC), burst, kept)
             compared += 1
     assert compared > 40
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_program_with_tensors_kept_on_chip_equals_brute_force(seed: int):
+    """Every segmentation, every set of boundary-crossing tensors kept on chip, each unit's best
+    candidate in what the kept tensors leave of the buffer: the program finds that optimum,
+    never worse than keeping nothing, and its design passes the checker."""
+    network, accelerator = random_fusion_instance(seed)
+    if accelerator.split is not None:
+        return
+    accelerator = replace(accelerator, keep_tensors=True)
+    objective = [Objective.DRAM, Objective.LATENCY, Objective.ENERGY][seed % 3]
+    expected = best_kept_network_cost(network, accelerator, objective, longest=3)
+    solution = solve(network, accelerator, objective, fusion=3)
+    assert solution.result.status is Status.OPTIMAL
+    assert solution.result.objective == pytest.approx(expected, rel=1e-9)
+    plain = solve(network, replace(accelerator, keep_tensors=False), objective, fusion=3)
+    assert solution.result.objective <= plain.result.objective * (1 + 1e-9)
+
+
+def test_keeping_tensors_wins_on_some_random_instances():
+    wins = 0
+    for seed in range(24):
+        network, accelerator = random_fusion_instance(seed)
+        kept = solve(network, replace(accelerator, keep_tensors=True), fusion=3)
+        wins += bool(kept.kept_tensors) and kept.dram_bytes < solve(network, accelerator, fusion=3).dram_bytes
+    assert wins >= 5

@@ -69,6 +69,8 @@ def one_layout_bound(problem: MappingProblem) -> float | None:
     total = 0.0
     for layer, cands in problem.candidates.items():
         same = np.array([pair.input == first and pair.output == first for pair in cands.layouts], dtype=bool)
+        if cands.kept:  # keeping nothing is always consistent
+            same &= np.array([not kept for kept in cands.kept], dtype=bool)
         if not same.any():
             return None
         total += float(problem.cost(problem.objectives[0], layer)[same].min())
