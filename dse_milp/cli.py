@@ -328,6 +328,14 @@ def _accelerator_options(parser: argparse.ArgumentParser) -> None:
         "(default: as the accelerator declares, recompute if it does not)",
     )
     parser.add_argument(
+        "--keep-tensors",
+        choices=["yes", "no"],
+        default=None,
+        help="whether a tensor crossing a unit boundary may stay on chip, whole, from the unit that writes it "
+        "to the unit that last reads it, the program deciding per tensor (default: as the accelerator "
+        "declares, no if it does not)",
+    )
+    parser.add_argument(
         "--burst",
         type=_burst,
         default=None,
@@ -423,13 +431,15 @@ def _load(args: argparse.Namespace) -> tuple[Network, Accelerator]:
 
 def _with_overrides(accelerator: Accelerator, args: argparse.Namespace) -> Accelerator:
     """``accelerator`` with what ``_accelerator_options`` asked for, if anything: the DRAM burst,
-    the fused footprint and the halo modes."""
+    the fused footprint, the halo modes and whether tensors may stay on chip."""
     if args.burst is not None:
         accelerator = replace(accelerator, burst_bytes=args.burst)
     if args.fused_footprint is not None:
         accelerator = replace(accelerator, fused_liveness=args.fused_footprint == "liveness")
     if args.halo is not None:
         accelerator = replace(accelerator, halo=args.halo)
+    if args.keep_tensors is not None:
+        accelerator = replace(accelerator, keep_tensors=args.keep_tensors == "yes")
     return accelerator
 
 

@@ -233,6 +233,7 @@ class AcceleratorSpec(_Spec):
     levels: Literal["per-operand", "innermost"] = "per-operand"
     fused_footprint: Literal["sum", "liveness"] = "sum"
     halo: HaloModes = (Halo.RECOMPUTE,)
+    keep_tensors: StrictBool = False
     dram_bandwidth: Bandwidth
     dram: DramSpec = DramSpec()
     clock_mhz: Megahertz
@@ -596,6 +597,7 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
         burst_bytes=spec.dram.burst,
         fused_liveness=spec.fused_footprint == "liveness",
         halo=spec.halo,
+        keep_tensors=spec.keep_tensors,
     )
 
 

@@ -357,6 +357,13 @@ def print_summary(solution: Solution, console: Console) -> None:
             f"DRAM moves {human_bytes(moved)} ({moved:,.0f} bytes) in bursts of {solution.accelerator.burst_bytes} "
             f"bytes, feature maps in {_layouts_line(solution)}; efficiency {100 * total / moved:.1f}%"
         )
+    if solution.accelerator.keep_tensors:
+        kept = [layer for layer in solution.network.layers if layer.name in solution.kept_tensors]
+        size = sum(layer.output_elements * layer.precision.output for layer in kept) / 8
+        console.print(
+            f"tensors kept on chip between units: {len(kept)} of the {len(solution.network.layers)} layer outputs "
+            f"({human_bytes(size)} in all, each only while it is live)"
+        )
     if solution.accelerator.split is not None:
         chosen = ", ".join(f"{name} {human_bytes(size)}" for name, size in solution.buffer_sizes.items())
         console.print(

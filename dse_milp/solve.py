@@ -16,7 +16,7 @@ from dse_milp.cost import Objective, cost, ranked_by_objectives
 from dse_milp.decompose import best_of_each_unit, best_split
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
-from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError
+from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
 from dse_milp.fusion import (
     GroupCandidates,
     GroupCost,
@@ -337,8 +337,6 @@ def solve(
     layout it chooses for it (one per tensor, shared by its writer and readers).
     """
     options = (options or SolverOptions()).started()
-    if accelerator.keep_tensors and accelerator.split is not None:
-        raise InputError(["keep_tensors: not yet with a free split (choose the buffer sizes, or keep no tensors)"])
     backend = get_backend(solver)
     objectives = lexicographic([objective] if isinstance(objective, Objective) else objective)
     seconds: dict[str, float] = {}

@@ -28,7 +28,8 @@ def add_kept(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
 
         sum_k bytes[u, k] * x[u, k] + sum_X size[X] * held[X, u] <= buffer size
 
-    (a free split's size is banks times the bank, so its bank rows read bytes here).
+    Under a free split the row counts whole banks, of the unit's tiles and of each kept tensor
+    on its own (a kept tensor takes banks of its own), against the output buffer's banks.
     """
     tensors = sorted(problem.kept_tensors)
     m.kept_tensors = pyo.Set(initialize=tensors, ordered=True, doc="tensors that may stay on chip between units")
@@ -82,6 +83,11 @@ def add_kept(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
     def held_while_live(m: pyo.ConcreteModel, x: str, first: str, last: str) -> pyo.Expression:
         return m.held[x, first, last] >= m.keep[x] + pyo.quicksum(units[first, last][0]) - 1
 
+    split = problem.accelerator.split
+    if split is not None:  # whole banks: a unit's tiles, and each kept tensor on its own
+        units = {key: (v, k, [float(-(-b // split.bank_bytes)) for b in need]) for key, (v, k, need) in units.items()}
+        size = {x: float(-(-size[x] // split.bank_bytes)) for x in size}
+
     @m.Constraint(list(units), doc="a unit's tiles and the tensors kept while it runs fit the output's buffer")
     def kept_capacity(m: pyo.ConcreteModel, first: str, last: str) -> pyo.Expression:
         if not live[first, last]:
@@ -89,7 +95,7 @@ def add_kept(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
         choices, _, need = units[first, last]
         tiles = pyo.quicksum(float(b) * v for b, v in zip(need, choices, strict=True))
         kept = pyo.quicksum(size[x] * m.held[x, first, last] for x in live[first, last])
-        return tiles + kept <= m.buffer_size[buffer]
+        return tiles + kept <= (m.banks[buffer] if split is not None else m.buffer_size[buffer])
 
 
 def _bytes(problem: MappingProblem, footprint: np.ndarray, buffer: str) -> list[float]:

@@ -194,13 +194,15 @@ def best_fused_network_cost(
 
 
 def best_kept_network_cost(
-    network: Network, accelerator: Accelerator, objective: Objective = Objective.DRAM, longest: int = 4
-) -> float:
+    network: Network, accelerator: Accelerator, objective: Objective = Objective.DRAM, longest: int = 4,
+    bank: int | None = None,
+) -> float:  # fmt: skip
     """The least cost over every segmentation (as ``best_fused_network_cost``) and every set
     of the tensors crossing its boundaries kept on chip: each unit at its least cost over the
     candidates generated for the tensors it finds or leaves on chip, in the buffers less the
-    kept tensors live while it runs (their whole size, in the output's buffer). Fixed
-    buffers only."""
+    kept tensors live while it runs (their whole size, in the output's buffer; with ``bank``,
+    each in whole banks of that many bytes, as under a free split). Fixed buffers; infinity
+    when nothing fits."""
     from dataclasses import replace
 
     from dse_milp.candidates import generate
@@ -213,6 +215,8 @@ def best_kept_network_cost(
     position = {layer.name: i for i, layer in enumerate(network.layers)}
     readers = {layer.name: [position[r.name] for r in network.consumers(layer.name)] for layer in network.layers}
     size = {layer.name: layer.output_elements * layer.precision.output for layer in network.layers}
+    if bank is not None:
+        size = {x: -(-bits // (8 * bank)) * 8 * bank for x, bits in size.items()}
     holder = accelerator.buffer_of(Operand.OUTPUT).name
 
     def unit_cost(start: int, stop: int, kept: frozenset[str], reserved: int) -> float | None:
@@ -254,5 +258,4 @@ def best_kept_network_cost(
                     total += value
                 else:
                     best = total if best is None else min(best, total)
-    assert best is not None
-    return best
+    return np.inf if best is None else best
