@@ -47,6 +47,20 @@ class Check:
         return alone + sum(group.cost.traffic.total for group in self.groups.values())
 
 
+def kept_bytes(network: Network, kept: frozenset[str], start: int, stop: int, bank: int | None = None) -> float:
+    """Bytes the tensors in ``kept`` hold while layers ``start``..``stop`` (positions, both
+    included) run: those written at or before ``stop`` and last read at or after ``start``,
+    whole (with ``bank``, each in whole banks of that many bytes)."""
+    position = {layer.name: i for i, layer in enumerate(network.layers)}
+    held = 0.0
+    for x in kept:
+        last = max(position[r.name] for r in network.consumers(x))
+        if start <= last and stop >= position[x]:
+            size = network.by_name[x].output_elements * network.by_name[x].precision.output / 8
+            held += size if bank is None else -(-size // bank) * bank
+    return held
+
+
 def on_chip_of(layer: Layer, kept: frozenset[str]) -> OnChip:
     """Which of ``layer``'s tensors (run alone) are kept on chip."""
     return OnChip(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
@@ -77,16 +91,12 @@ def check_mappings(
     """
     groups = groups or {}
     position = {layer.name: i for i, layer in enumerate(network.layers)}
-    kept_size = {x: network.by_name[x].output_elements * network.by_name[x].precision.output / 8
-                 for x in kept if x in network.by_name and network.consumers(x)}  # fmt: skip
-    last_reader = {x: max(position[r.name] for r in network.consumers(x)) for x in kept_size}
-    violations_kept = [
-        f"kept tensor {x!r} is not a layer output that a layer reads" for x in sorted(kept - set(kept_size))
-    ]
+    valid = frozenset(x for x in kept if x in network.by_name and network.consumers(x))
+    violations_kept = [f"kept tensor {x!r} is not a layer output that a layer reads" for x in sorted(kept - valid)]
 
     def with_kept(held: dict[str, float], start: int, stop: int) -> dict[str, float]:
         """``held`` plus the tensors kept while layers ``start``..``stop`` run."""
-        live = sum(size for x, size in kept_size.items() if start <= last_reader[x] and stop >= position[x])
+        live = kept_bytes(network, valid, start, stop)
         buffer = accelerator.buffer_of(Operand.OUTPUT).name
         return held | {buffer: held[buffer] + live} if live else held
 
@@ -122,10 +132,10 @@ def check_mappings(
             continue
         for layer in segment.layers:
             runs[layer.name] += 1
-        inside = [x for x in kept_size if x in segment.names and x != last]
+        inside = [x for x in valid if x in segment.names and x != last]
         if inside:
-            violations.append(f"group {first!r}..{last!r}: kept tensors {inside} never leave it")
-        outer = frozenset(x for x in kept_size if x in segment.externals or x == last)
+            violations.append(f"group {first!r}..{last!r}: kept tensors {sorted(inside)} never leave it")
+        outer = frozenset(x for x in valid if x in segment.externals or x == last)
         cost = group_cost(segment, mapping, accelerator.double_buffering, accelerator.liveness, outer)
         held = with_kept(accelerator.held_bytes(cost.footprint), start, stop - 1)
         violations.extend(_overflows(accelerator, held, f"group {first!r}..{last!r}"))

@@ -25,13 +25,18 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.burst_candidates import group_in_bursts, layer_in_bursts
-from dse_milp.candidates import OPERANDS, generate
+from dse_milp.candidates import OPERANDS, Candidates, generate
+from dse_milp.check import on_chip_of
 from dse_milp.errors import DseError
-from dse_milp.fusion import Segment, generate_group
+from dse_milp.fusion import GroupCandidates, Segment, generate_group
 from dse_milp.layouts import Layouts
 from dse_milp.solvers.highs import convex_choice_lp
 from dse_milp.stopping import stop_reason
+from dse_milp.workload import Operand
 from formulations import MappingProblem
+
+Kept = tuple[frozenset[str], float]
+"""Tensors a unit finds or leaves on chip, and the bytes kept tensors hold while it runs."""
 
 UNBOUNDED = 1 << 40
 """Bytes: a buffer size no tile reaches."""
@@ -50,11 +55,14 @@ def _usage(accelerator: Accelerator, footprint: np.ndarray) -> np.ndarray:
 
 
 def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: float = 0.0,
-            layouts: Layouts | None = None) -> tuple[float, float]:  # fmt: skip
+            layouts: Layouts | None = None, kept: Kept = (frozenset(), 0.0)) -> tuple[float, float]:  # fmt: skip
     """The LP step of one unit (a layer name, or a fused group's segment) for ``buffer``,
     whose capacity is raised by ``extra`` bytes: (optimum, shadow price of ``buffer``).
     With DRAM bursts, its candidates are priced in the bursts of ``layouts``, the layouts the
-    solution gave the tensors it reads and writes."""
+    solution gave the tensors it reads and writes. With tensors kept on chip, ``kept``: those
+    the unit finds or leaves on chip (its candidates move none of them) and the bytes of the
+    output's buffer the kept tensors live while it runs hold."""
+    on_chip, reserved = kept
     acc = problem.accelerator
     lifted = _lifted(acc, buffer)
     objective = problem.objectives[0]
@@ -63,36 +71,46 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
     # every mapping that fits the other buffers (an output buffer of a few bytes).
     if isinstance(unit, Segment):
         key = (unit.layers[0].name, unit.last.name)
-        cands = generate_group(unit, lifted, (objective,), hull=True)
+        cands = generate_group(unit, lifted, (objective,), hull=True, kept=on_chip)
         if layouts is not None:
-            cands = group_in_bursts(cands, lifted, (objective,), (layouts,))
+            cands = group_in_bursts(cands, lifted, (objective,), (layouts,), on_chip)
         view = replace(problem, groups={key: cands}, objectives=(objective,))
         cost, footprint = view.group_cost(objective, key), cands.footprint
         if key in problem.groups:
-            same = _held(problem.groups[key].layouts, layouts)
+            same = _held(problem.groups[key], layouts, on_chip)
             cost = np.concatenate([cost, problem.group_cost(objective, key)[same]])
             footprint = np.concatenate([footprint, problem.groups[key].footprint[same]])
     else:
         layer = problem.network.by_name[unit]
         if layouts is None:
-            cands = generate(layer, lifted, (objective,))
+            cands = generate(layer, lifted, (objective,), on_chip_of(layer, on_chip))
         else:
-            cands = layer_in_bursts(layer, lifted, (objective,), (layouts,))
+            cands = layer_in_bursts(layer, lifted, (objective,), (layouts,), on_chip_of(layer, on_chip))
         view = replace(problem, candidates={unit: cands}, objectives=(objective,))
         cost, footprint = view.cost(objective, unit), cands.footprint
         if unit in problem.candidates:
-            same = _held(problem.candidates[unit].layouts, layouts)
+            same = _held(problem.candidates[unit], layouts, on_chip)
             cost = np.concatenate([cost, problem.cost(objective, unit)[same]])
             footprint = np.concatenate([footprint, problem.candidates[unit].footprint[same]])
-    capacity = np.array([b.capacity_bytes + (extra if b.name == buffer else 0.0) for b in acc.buffers])
+    holder = acc.buffer_of(Operand.OUTPUT).name
+    raised = {b.name: float(b.capacity_bytes) for b in acc.buffers}
+    raised[buffer] += extra
+    raised[holder] -= reserved
+    capacity = np.array(list(raised.values()))
     value, duals = convex_choice_lp(cost, _usage(acc, footprint), capacity)
     index = [b.name for b in acc.buffers].index(buffer)
     return value, max(0.0, -float(duals[index]))
 
 
-def _held(layouts: tuple[Layouts, ...], chosen: Layouts | None) -> np.ndarray | slice:
-    """Which of a unit's candidates keep the ``chosen`` layouts (all, without bursts)."""
-    return slice(None) if chosen is None else np.array([pair == chosen for pair in layouts], dtype=bool)
+def _held(cands: Candidates | GroupCandidates, chosen: Layouts | None, kept: frozenset[str]) -> np.ndarray:
+    """Which of a unit's candidates keep the ``chosen`` layouts (all, without bursts) and the
+    ``kept`` tensors on chip (all, when none keeps any)."""
+    same = np.ones(len(cands), dtype=bool)
+    if chosen is not None:
+        same &= np.array([pair == chosen for pair in cands.layouts], dtype=bool)
+    if cands.kept:
+        same &= np.array([k == kept for k in cands.kept], dtype=bool)
+    return same
 
 
 def shadow_prices(
@@ -100,10 +118,12 @@ def shadow_prices(
     units: list[Segment | str],
     deadline: float | None = None,
     layouts: dict[str, Layouts] | None = None,
+    kept: dict[str, Kept] | None = None,
 ) -> tuple[dict[str, dict[str, float]], str | None]:
     """The shadow price of every buffer for each unit (a layer name or a group's segment),
     by unit name (a layer's, or ``first..last`` for a group), and a note on what is missing.
-    With DRAM bursts, ``layouts`` holds the layouts the solution gave each unit's tensors.
+    With DRAM bursts, ``layouts`` holds the layouts the solution gave each unit's tensors;
+    with tensors kept on chip, ``kept`` what each unit keeps (``unit_lp``).
 
     An optional report step: Ctrl-C or ``deadline`` ends it early, and a unit whose LP fails
     is left without a price; both are said in the note, and neither sinks the solution.
@@ -118,8 +138,9 @@ def shadow_prices(
             )
         name = unit if isinstance(unit, str) else f"{unit.layers[0].name}..{unit.last.name}"
         try:
-            held = (layouts or {}).get(name)
-            prices[name] = {b.name: unit_lp(problem, unit, b.name, 0.0, held)[1] for b in problem.accelerator.buffers}
+            held, on_chip = (layouts or {}).get(name), (kept or {}).get(name, (frozenset(), 0.0))
+            prices[name] = {b.name: unit_lp(problem, unit, b.name, 0.0, held, on_chip)[1]
+                            for b in problem.accelerator.buffers}  # fmt: skip
         except DseError as exc:
             failed.append(f"{name!r} ({exc})")
     return prices, (f"no price for {', '.join(failed)}" if failed else None)

@@ -11,7 +11,7 @@ from dse_milp.accelerator import Accelerator, sized
 from dse_milp.burst_candidates import AUTO_LAYOUTS, group_in_bursts, layer_in_bursts, pairs
 from dse_milp.bursts import group_bursts, layer_bursts, on_chip_bursts
 from dse_milp.candidates import OnChip, fewest_tiles, generate, shape_of, stacked
-from dse_milp.check import check_mappings, on_chip_of
+from dse_milp.check import check_mappings, kept_bytes, on_chip_of
 from dse_milp.cost import Objective, cost, ranked_by_objectives
 from dse_milp.decompose import best_of_each_unit, best_split
 from dse_milp.diagnose import does_not_fit, infeasibility
@@ -416,7 +416,8 @@ def solve(
         held = {name: problem.candidates[name].layouts[k] for name, k in chosen.items() if choices}
         held |= {f"{a}..{b}": problem.groups[a, b].layouts[k] for (a, b), k in fused.items() if choices}
         every = replace(generated, accelerator=settled.accelerator)
-        shadow, note = shadow_prices(every, units, options.deadline, held)
+        on_chip = _kept_by_unit(problem, chosen, fused, kept)
+        shadow, note = shadow_prices(every, units, options.deadline, held, on_chip)
         notes += [note] if note else []
         seconds["prices"] = time.perf_counter() - start
     by_name = {str(x): x for x in choices}
@@ -443,6 +444,23 @@ def solve(
         network, accelerator, objectives, result, layers, groups, seconds, sizes, notes=tuple(notes),
         layout=str(layout), layouts=tensor_layouts, kept_tensors=kept,
     )  # fmt: skip
+
+
+def _kept_by_unit(problem: MappingProblem, chosen: dict[str, int], fused: dict[tuple[str, str], int],
+                  kept: frozenset[str]) -> dict[str, tuple[frozenset[str], float]]:  # fmt: skip
+    """For the shadow prices, each chosen unit's tensors found or left on chip, and the bytes
+    the kept tensors hold while it runs (in whole banks under a free split)."""
+    if not kept:
+        return {}
+    network, split = problem.network, problem.accelerator.split
+    bank = None if split is None else split.bank_bytes
+    position = {layer.name: i for i, layer in enumerate(network.layers)}
+    units = {name: (problem.candidates[name], k, position[name], position[name]) for name, k in chosen.items()}
+    units |= {f"{a}..{b}": (problem.groups[a, b], k, position[a], position[b]) for (a, b), k in fused.items()}
+    return {
+        name: (cands.kept[k] if cands.kept else frozenset(), kept_bytes(network, kept, start, stop, bank))
+        for name, (cands, k, start, stop) in units.items()
+    }
 
 
 def _figure(value: float) -> str:

@@ -15,15 +15,17 @@ from dse_milp.accelerator import Accelerator, free_split, sized, unified_buffer
 from dse_milp.burst_candidates import layer_in_bursts
 from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import TRAFFIC_FIELDS, OnChip, generate
+from dse_milp.check import kept_bytes
 from dse_milp.cost import Objective, cost
 from dse_milp.decompose import complete_splits
+from dse_milp.duals import unit_lp
 from dse_milp.errors import InfeasibleError
 from dse_milp.fusion import Segment, generate_group, group_cost, group_objective
 from dse_milp.halo import Halo
 from dse_milp.layouts import NCHW, NHWC, Layouts
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group, simulate_group_bursts
-from dse_milp.solve import segments, solve
+from dse_milp.solve import build_problem, segments, solve
 from dse_milp.solvers import Status
 from dse_milp.traffic import traffic
 from dse_milp.workload import NETWORK_INPUT, Layer
@@ -207,3 +209,29 @@ def test_a_free_split_with_tensors_kept_on_chip_equals_the_best_fixed_split(seed
     solution = solve(network, free, objective, fusion=3, prices=False)
     assert solution.result.status is Status.OPTIMAL
     assert solution.result.objective == pytest.approx(expected, rel=1e-9)
+
+
+def test_shadow_prices_take_the_kept_tensors_into_account():
+    """A unit's LP step prices its candidates with what it keeps on chip, in the buffer the
+    kept tensors leave: the design's own choice is feasible there, so the step's optimum is
+    no more than that choice's cost; and every price is finite and not negative."""
+    checked = 0
+    for seed in range(24):
+        network, accelerator = random_fusion_instance(seed)
+        accelerator = replace(accelerator, keep_tensors=True)
+        solution = solve(network, accelerator, fusion=3)
+        if not solution.kept_tensors:
+            continue
+        problem = build_problem(network, sized(accelerator, solution.buffer_sizes), (Objective.DRAM,), 3)
+        position = {layer.name: i for i, layer in enumerate(network.layers)}
+        for result in solution.layers:
+            assert all(np.isfinite(p) and p >= 0 for p in (result.shadow_price or {}).values())
+            if result.group is not None:
+                continue
+            name = result.layer.name
+            on_chip = frozenset(x for x in solution.kept_tensors if x in (*result.layer.inputs, name))
+            held = kept_bytes(network, solution.kept_tensors, position[name], position[name])
+            value, price = unit_lp(problem, name, accelerator.buffers[0].name, 0.0, None, (on_chip, held))
+            assert value <= result.traffic.total / 8 + 1e-6 and price >= 0
+            checked += 1
+    assert checked > 20
