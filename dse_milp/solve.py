@@ -32,7 +32,7 @@ from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_ba
 from dse_milp.solvers.fixing import fix_by_reduced_cost, one_layout_bound
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic, exposed, tile_count
-from dse_milp.workload import NETWORK_INPUT, Layer, Network
+from dse_milp.workload import NETWORK_INPUT, Layer, Network, Operand
 from formulations import (
     MappingProblem,
     build_model,
@@ -446,6 +446,14 @@ def solve(
     )  # fmt: skip
 
 
+def _less(accelerator: Accelerator, held: float) -> Accelerator:
+    """``accelerator`` with ``held`` bytes of its output operand's buffer taken."""
+    holder = accelerator.buffer_of(Operand.OUTPUT).name
+    buffers = tuple(replace(b, capacity_bytes=int(b.capacity_bytes - held)) if b.name == holder else b
+                    for b in accelerator.buffers)  # fmt: skip
+    return replace(accelerator, buffers=buffers)
+
+
 def _kept_by_unit(problem: MappingProblem, chosen: dict[str, int], fused: dict[tuple[str, str], int],
                   kept: frozenset[str]) -> dict[str, tuple[frozenset[str], float]]:  # fmt: skip
     """For the shadow prices, each chosen unit's tensors found or left on chip, and the bytes
@@ -508,6 +516,8 @@ def _results(
     mappings, layouts = {}, {}
     # with the exposed bits in the costs, the coarser mapping may not expose more of them
     exposing = ranked_by_objectives(problem.objectives, acc)
+    # a coarser mapping must leave room for the tensors kept on chip while its unit runs
+    room = {name: _less(acc, held) for name, (_, held) in _kept_by_unit(problem, chosen, fused, kept).items()}
     for name, k in chosen.items():
         cands = problem.candidates[name]
         mappings[name] = cands.mapping(k)
@@ -515,9 +525,8 @@ def _results(
             layouts[name] = cands.layouts[k]
         bound = int(cands.exposed[k]) if exposing else None
         keeps = bool(cands.kept and cands.kept[k])  # its figures leave out what it keeps: not the search's
-        coarsest = (
-            fewest_tiles(cands.layer, acc, int(cands.useful_bits[k]), bound) if coarsening() and not keeps else None
-        )
+        coarse = coarsening() and not keeps
+        coarsest = fewest_tiles(cands.layer, room.get(name, acc), int(cands.useful_bits[k]), bound) if coarse else None
         if coarsest is not None and (
             not burst
             or (
@@ -534,7 +543,7 @@ def _results(
         if burst:
             layouts[name] = chosen_group.layouts[k]
         if coarsening() and not (chosen_group.kept and chosen_group.kept[k]):
-            coarse = coarsest_group(chosen_group.segment, acc, problem.objectives, mapping)
+            coarse = coarsest_group(chosen_group.segment, room.get(name, acc), problem.objectives, mapping)
             if not burst or _moved(chosen_group.segment, coarse, layouts[name], burst) <= chosen_group.total_bits[k]:
                 mapping = coarse
         group_mappings[key] = mapping

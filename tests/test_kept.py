@@ -23,7 +23,7 @@ from dse_milp.errors import InfeasibleError
 from dse_milp.fusion import Segment, generate_group, group_cost, group_objective
 from dse_milp.halo import Halo
 from dse_milp.layouts import NCHW, NHWC, Layouts
-from dse_milp.loader import parse_network
+from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.simulate import simulate_group, simulate_group_bursts
 from dse_milp.solve import build_problem, segments, solve
 from dse_milp.solvers import Status
@@ -235,3 +235,16 @@ def test_shadow_prices_take_the_kept_tensors_into_account():
             assert value <= result.traffic.total / 8 + 1e-6 and price >= 0
             checked += 1
     assert checked > 20
+
+
+@pytest.mark.parametrize(("network", "accelerator", "fusion"), [("mobilenet_v2", "npu_128k", 0),
+                         ("tiny_mobilenet_v1_025", "npu_32k", 6), ("tiny_resnet8", "fpga", 3)])  # fmt: skip
+def test_bundled_networks_with_tensors_kept_pass_the_checker(network: str, accelerator: str, fusion: int):
+    """Real networks, in bytes: the design (its tiles coarsened within what the kept tensors
+    leave of the buffer) passes the checker inside ``solve``, and keeps some tensors for less
+    traffic than keeping none."""
+    net = load_network(f"instances/networks/{network}.yaml")
+    acc = replace(load_accelerator(f"instances/accelerators/{accelerator}.yaml"), burst_bytes=1)
+    kept = solve(net, replace(acc, keep_tensors=True), fusion=fusion, prices=False)
+    plain = solve(net, acc, fusion=fusion, prices=False)
+    assert kept.kept_tensors and kept.dram_bytes < plain.dram_bytes
