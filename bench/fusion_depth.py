@@ -9,7 +9,9 @@ on MobileNetV1-0.25 at 256 KiB and ResNet-50 on the free-split 128 KiB NPU. Thir
 table: groups of any length with every slot held for the whole tile (sum, the default)
 and with liveness (``fused_footprint: liveness``), where buffers are tight. Fourth
 table: the same with the halo recomputed (the default) and with every halo mode allowed
-(``halo: any``: the program chooses, per group, what it caches). Every solve
+(``halo: any``: the program chooses, per group, what it caches). Fifth table: tensors kept
+on chip between units (``keep_tensors: true``), layer by layer and with groups of up to 6
+layers, against keeping none. Every solve
 runs in its own process (HiGHS, one thread), so that its peak memory is its own; the
 time is the solve's, in-process (candidates, build, solve, prices), without interpreter
 start-up. ``--burst 1`` (the default) counts bytes; ``--burst 0`` keeps each
@@ -32,6 +34,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ("tiny_resnet8", "tiny_dscnn", "tiny_mobilenet_v1_025", "tiny_fc_autoencoder")
 GROWTH = (("tiny_mobilenet_v1_025", "npu_256k"), ("resnet50", "npu_128k_split"))
+KEPT = (
+    ("tiny_dscnn", "npu_32k"),
+    ("tiny_mobilenet_v1_025", "npu_32k"),
+    ("tiny_resnet8", "npu_32k"),
+    ("tiny_fc_autoencoder", "npu_32k"),
+    ("mobilenet_v2", "npu_128k"),
+    ("resnet50", "npu_128k"),
+)
 LIVENESS = (
     ("tiny_mobilenet_v1_025", "npu_32k"),
     ("tiny_mobilenet_v1_025", "npu_64k"),
@@ -43,7 +53,7 @@ LIVENESS = (
 
 
 def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int, liveness: bool = False,
-         halo: bool = False) -> dict:  # fmt: skip
+         halo: bool = False, keep: bool = False) -> dict:  # fmt: skip
     from dse_milp.halo import Halo
     from dse_milp.loader import load_accelerator, load_network
     from dse_milp.solve import solve
@@ -52,7 +62,8 @@ def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int
     accelerator = load_accelerator(ROOT / "instances" / "accelerators" / f"{accelerator_name}.yaml")
     if burst:
         accelerator = replace(accelerator, burst_bytes=burst)
-    accelerator = replace(accelerator, fused_liveness=liveness, halo=tuple(Halo) if halo else (Halo.RECOMPUTE,))
+    accelerator = replace(accelerator, fused_liveness=liveness, halo=tuple(Halo) if halo else (Halo.RECOMPUTE,),
+                          keep_tensors=keep)  # fmt: skip
     start = time.perf_counter()
     s = solve(network, accelerator, fusion=len(network.layers) if depth is None else depth)
     seconds = time.perf_counter() - start
@@ -70,16 +81,17 @@ def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int
         "latency": s.latency_cycles,
         "extra_macs": sum(sum(g.cost.extra_macs.values()) for g in s.groups),
         "modes": dict(Counter(str(g.mapping.halo) for g in s.groups)),
+        "kept": len(s.kept_tensors),
         "seconds": seconds,
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
 def measure(network: str, accelerator: str, depth: int | None, burst: int, liveness: bool = False,
-            halo: bool = False) -> dict:  # fmt: skip
+            halo: bool = False, keep: bool = False) -> dict:  # fmt: skip
     """``_run`` in a fresh process of its own (its peak memory is then the solve's)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(_run, network, accelerator, depth, burst, liveness, halo).result()
+        return pool.submit(_run, network, accelerator, depth, burst, liveness, halo, keep).result()
 
 
 def main() -> None:
@@ -128,6 +140,16 @@ def main() -> None:
         print(f"| {network}@{accelerator} | {plain['dram']:,.0f} | {cached['dram']:,.0f} "
               f"| {cached['dram'] / plain['dram']:.3f} | {plain['extra_macs']:,}, {cached['extra_macs']:,} "
               f"| {modes} | {plain['seconds']:.1f}, {cached['seconds']:.1f} |")  # fmt: skip
+
+    print("\n| instance | --fusion | DRAM bytes, none kept | DRAM bytes, kept | kept / none | tensors kept "
+          "| floor | s (none, kept) |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---|")
+    for network, accelerator in KEPT:
+        for depth in (1, 6):
+            plain, kept = (measure(network, accelerator, depth, args.burst, keep=flag) for flag in (False, True))
+            print(f"| {network}@{accelerator} | {depth} | {plain['dram']:,.0f} | {kept['dram']:,.0f} "
+                  f"| {kept['dram'] / plain['dram']:.3f} | {kept['kept']} | {kept['floor']:,} "
+                  f"| {plain['seconds']:.1f}, {kept['seconds']:.1f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
