@@ -991,6 +991,7 @@ BAD_OPTIONS: dict[str, tuple[str, ...]] = {
     "--suite": (f"{DIR}/missing.yaml", "/dev/null", DIR, str(SUITE), str(network_path("tiny_dscnn"))),
     "--halo": ("any", "rows,columns", "", "sideways", "ROWS", "rows,", ",", "rows+columns,recompute", "\x1b[31mred"),
     "--fused-footprint": ("sum", "liveness", "peak", ""),
+    "--keep-tensors": ("yes", "no", "true", ""),
 }
 FLAGS = ("--marginals", "--quiet", "--no-decompose")
 CLI_SIZES = (
@@ -1061,6 +1062,8 @@ def _valid_options(b: _Builder, command: str, network: str | None) -> list[str]:
         args += ["--fused-footprint", "liveness"]
     if b.chance(0.1):
         args += ["--no-decompose"]
+    if b.chance(0.1):
+        args += ["--keep-tensors", "yes"]
     if heuristic:
         args += ["--method", b.pick(METHODS[1:]), "--evaluations", b.pick(["5", "20", "100"])]
     if command == "solve":

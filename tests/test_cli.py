@@ -536,6 +536,16 @@ def test_halo_modes_from_the_command_line_or_the_accelerator_file(tmp_path):
     assert {group["halo"] for group in chosen["groups"]} <= set(chosen["halo_modes"])
 
 
+def test_kept_tensors_from_the_command_line_or_the_accelerator_file(tmp_path):
+    """``--keep-tensors yes`` and ``keep_tensors: true`` give the same answer, which moves no
+    more than keeping nothing; the report lists what is kept."""
+    plain, kept, declared = flag_and_field(tmp_path, ("--keep-tensors", "yes"), {"keep_tensors": True})
+    assert not plain["keep_tensors"] and plain["kept_tensors"] == []
+    assert kept["keep_tensors"] and declared["keep_tensors"]
+    assert without_timing(kept) == without_timing(declared)
+    assert kept["kept_tensors"] and kept["totals"]["dram_bytes"] < plain["totals"]["dram_bytes"]
+
+
 def test_a_bad_halo_mode_is_one_line(capsys):
     assert main(["solve", str(NETWORK), str(ACCELERATOR), "--halo", "rows,\x1b[31mred"]) == EXIT_INPUT
     err = capsys.readouterr().err.strip()

@@ -470,6 +470,13 @@ def test_bad_halo_modes(tmp_path, value, fragment):
     assert_problem(problems, source, "halo", fragment, "recompute, columns, rows, rows+columns, any")
 
 
+def test_keep_tensors_is_a_boolean(tmp_path):
+    assert load_accelerator(write(tmp_path, copy.deepcopy(ACCELERATOR) | {"keep_tensors": True})).keep_tensors
+    source, problems = accelerator_problems(tmp_path, copy.deepcopy(ACCELERATOR) | {"keep_tensors": "yes"})
+    assert len(problems) == 1
+    assert_problem(problems, source, "keep_tensors", "must be true or false", "got 'yes'")
+
+
 def test_negative_energy(tmp_path):
     data = copy.deepcopy(ACCELERATOR)
     data["energy_pj"]["mac"] = -0.5
