@@ -6,9 +6,9 @@ import random
 
 from hypothesis import strategies as st
 
-from dse_milp.accelerator import Accelerator, Accumulators, Energy, separate_buffers, unified_buffer
+from dse_milp.accelerator import Accelerator, Accumulators, Energy, free_split, separate_buffers, unified_buffer
 from dse_milp.traffic import Tiling
-from dse_milp.workload import Layer, LayerKind, Precision
+from dse_milp.workload import Layer, LayerKind, Network, Precision
 
 ENERGY = Energy(dram_byte=20.0, sram_byte=0.6, mac=0.2)
 
@@ -158,3 +158,20 @@ def conv_chain(prefix: str, layers: int, channels: int, size: int, kernel: int =
         "input": {"channels": channels, "height": size, "width": size},
         "layers": [{"name": f"{prefix}{i}", **conv} for i in range(layers)],
     }
+
+
+def random_free_split(rng: random.Random, layers: tuple[int, int], banks: tuple[int, int],
+                      **options: object) -> tuple[Network, Accelerator]:  # fmt: skip
+    """A random tiny network and a free split of a few banks, each somewhat smaller than the
+    largest layer's smallest footprint (so the split matters); ``options`` go to the
+    accelerator (``double_buffering``, ``keep_tensors``, ...)."""
+    from dse_milp.candidates import generate
+    from dse_milp.loader import parse_network
+
+    network = parse_network(random_network_spec(rng, rng.randint(*layers)))
+    roomy = Accelerator("roomy", unified_buffer(1 << 20), False, 4.0, 100.0, 8, ENERGY)
+    need = max(generate(layer, roomy).smallest_footprint.sum() / 8 for layer in network.layers)
+    bank = max(1, int(need * rng.uniform(0.3, 1.0)))
+    buffers, split = free_split(bank * rng.randint(*banks), bank)
+    double = bool(options.pop("double_buffering", False))
+    return network, Accelerator("free", buffers, double, 4.0, 100.0, 8, ENERGY, split, **options)  # type: ignore[arg-type]

@@ -325,11 +325,18 @@ def test_joint_optimum_with_halo_caches_equals_brute_force_over_segmentations(se
     accelerator = replace(accelerator, halo=ALL_HALO, fused_liveness=seed % 3 == 0)
     objective = [Objective.DRAM, Objective.LATENCY, Objective.ENERGY][seed % 3]
     expected = best_fused_network_cost(network, accelerator, objective, longest=4)
-    solution = solve(network, accelerator, objective, fusion=4)
+    optimal_and_no_worse(network, accelerator, replace(accelerator, halo=(Halo.RECOMPUTE,)), objective, expected, 4)
+
+
+def optimal_and_no_worse(network: Network, accelerator: Accelerator, without: Accelerator, objective: Objective,
+                         expected: float, fusion: int) -> None:  # fmt: skip
+    """The program on ``accelerator`` is proven optimal at ``expected`` (a brute force), and no
+    worse than on ``without`` (the same with a new option off)."""
+    solution = solve(network, accelerator, objective, fusion=fusion)
     assert solution.result.status is Status.OPTIMAL
     assert solution.result.objective == pytest.approx(expected, rel=1e-9)
-    recompute = solve(network, replace(accelerator, halo=(Halo.RECOMPUTE,)), objective, fusion=4)
-    assert solution.result.objective <= recompute.result.objective * (1 + 1e-9)
+    plain = solve(network, without, objective, fusion=fusion)
+    assert solution.result.objective <= plain.result.objective * (1 + 1e-9)
 
 
 def test_halo_caches_win_on_some_random_instances():

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dse_milp.accelerator import Accelerator, free_split, sized, unified_buffer
+from dse_milp.accelerator import Accelerator, sized, unified_buffer
 from dse_milp.burst_candidates import layer_in_bursts
 from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import TRAFFIC_FIELDS, OnChip, generate
@@ -23,15 +23,21 @@ from dse_milp.errors import InfeasibleError
 from dse_milp.fusion import Segment, generate_group, group_cost, group_objective
 from dse_milp.halo import Halo
 from dse_milp.layouts import NCHW, NHWC, Layouts
-from dse_milp.loader import load_accelerator, load_network, parse_network
+from dse_milp.loader import load_accelerator, load_network
 from dse_milp.simulate import simulate_group, simulate_group_bursts
 from dse_milp.solve import build_problem, segments, solve
 from dse_milp.solvers import Status
 from dse_milp.traffic import traffic
 from dse_milp.workload import NETWORK_INPUT, Layer
 from tests.brute_force import best_kept_network_cost, every_mapping
-from tests.layers import random_network_spec, small_accelerator, small_layers
-from tests.test_fusion import ENERGY, every_group_mapping, random_fusion_instance, random_networks
+from tests.layers import random_free_split, small_accelerator, small_layers
+from tests.test_fusion import (
+    ENERGY,
+    every_group_mapping,
+    optimal_and_no_worse,
+    random_fusion_instance,
+    random_networks,
+)
 
 
 @st.composite
@@ -169,11 +175,7 @@ def test_program_with_tensors_kept_on_chip_equals_brute_force(seed: int):
     accelerator = replace(accelerator, keep_tensors=True)
     objective = [Objective.DRAM, Objective.LATENCY, Objective.ENERGY][seed % 3]
     expected = best_kept_network_cost(network, accelerator, objective, longest=3)
-    solution = solve(network, accelerator, objective, fusion=3)
-    assert solution.result.status is Status.OPTIMAL
-    assert solution.result.objective == pytest.approx(expected, rel=1e-9)
-    plain = solve(network, replace(accelerator, keep_tensors=False), objective, fusion=3)
-    assert solution.result.objective <= plain.result.objective * (1 + 1e-9)
+    optimal_and_no_worse(network, accelerator, replace(accelerator, keep_tensors=False), objective, expected, 3)
 
 
 def test_keeping_tensors_wins_on_some_random_instances():
@@ -189,13 +191,10 @@ def test_keeping_tensors_wins_on_some_random_instances():
 def test_a_free_split_with_tensors_kept_on_chip_equals_the_best_fixed_split(seed: int):
     """Under a free split a kept tensor takes whole banks of the output buffer: the program
     equals the best, over every complete split, of the brute force with that rule."""
-    rng = random.Random(300 + seed)
-    network = parse_network(random_network_spec(rng, rng.randint(2, 4)))
-    roomy = Accelerator("roomy", unified_buffer(1 << 20), False, 4.0, 100.0, 8, ENERGY)
-    need = max(generate(layer, roomy).smallest_footprint.sum() / 8 for layer in network.layers)
-    bank = max(1, int(need * rng.uniform(0.3, 1.0)))
-    buffers, split = free_split(bank * rng.randint(3, 6), bank)
-    free = Accelerator("free", buffers, False, 4.0, 100.0, 8, ENERGY, split, keep_tensors=True)
+    network, free = random_free_split(random.Random(300 + seed), (2, 4), (3, 6), keep_tensors=True)
+    split = free.split
+    assert split is not None
+    bank = split.bank_bytes
     objective = [Objective.DRAM, Objective.LATENCY][seed % 2]
     names = ("input", "weight", "output")
     fixed = [

@@ -15,7 +15,7 @@ from dse_milp.errors import InfeasibleError
 from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.solve import solve
 from dse_milp.solvers import SolverOptions, Status
-from tests.layers import random_network_spec
+from tests.layers import random_free_split, random_network_spec
 
 ENERGY = Energy(20.0, 0.6, 0.2)
 
@@ -97,13 +97,7 @@ def test_lexicographic_objectives_through_the_split_enumeration_equal_the_progra
     """Several objectives, fused groups, double buffering: the enumeration of complete splits
     then the program with that split fixed, and the program alone, reach the same optimum
     under every objective in turn."""
-    rng = random.Random(100 + seed)
-    network = parse_network(random_network_spec(rng, rng.randint(3, 5)))
-    roomy = Accelerator("roomy", unified_buffer(1 << 20), False, 4.0, 100.0, 8, ENERGY)
-    need = max(generate(layer, roomy).smallest_footprint.sum() / 8 for layer in network.layers)
-    bank = max(1, int(need * rng.uniform(0.3, 1.0)))
-    buffers, split = free_split(bank * rng.randint(3, 8), bank)
-    free = Accelerator("free", buffers, seed % 2 == 1, 4.0, 100.0, 8, ENERGY, split)
+    network, free = random_free_split(random.Random(100 + seed), (3, 5), (3, 8), double_buffering=seed % 2 == 1)
     objectives = [(Objective.LATENCY, Objective.DRAM), (Objective.DRAM, Objective.ENERGY)][seed % 2]
     try:
         fast = solve(network, free, objectives, fusion=4, prices=False)
