@@ -456,8 +456,9 @@ def _less(accelerator: Accelerator, held: float) -> Accelerator:
 
 def _kept_by_unit(problem: MappingProblem, chosen: dict[str, int], fused: dict[tuple[str, str], int],
                   kept: frozenset[str]) -> dict[str, tuple[frozenset[str], float]]:  # fmt: skip
-    """For the shadow prices, each chosen unit's tensors found or left on chip, and the bytes
-    the kept tensors hold while it runs (in whole banks under a free split)."""
+    """Each chosen unit's tensors found or left on chip, and the bytes the kept tensors hold
+    while it runs (in whole banks under a free split, as the program counts them): for the
+    shadow prices, and the room a coarser mapping must leave."""
     if not kept:
         return {}
     network, split = problem.network, problem.accelerator.split
