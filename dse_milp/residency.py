@@ -1,6 +1,7 @@
 """Which weights of a fused group stay on chip: a knapsack, solved by dynamic programming.
 
-A fused group streams a layer's weights one output channel at a time, read again for every
+A fused group streams a layer's weights a piece of output channels at a time (one, unless
+DRAM bursts make more worth it: ``dse_milp.pieces``), read again for every
 tile, unless the layer is *resident*: read once and held for the whole group (docs/
 traffic_model.md, section 8). Keeping layer j resident saves (T - 1) * a_j bits of DRAM
 reads over T tiles (a_j: its weight bits) and holds b_j = a_j - s_j more bits of buffer
