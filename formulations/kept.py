@@ -77,7 +77,7 @@ def add_kept(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
     }
     pairs = [(x, *key) for key in units for x in live[key]]
     m.kept_pairs = pyo.Set(dimen=3, ordered=True, initialize=pairs, doc="(tensor, unit) while the tensor is live")
-    m.held = pyo.Var(m.kept_pairs, bounds=(0, 1), doc="1 if the tensor is kept and the unit runs")
+    m.held = pyo.Var(m.kept_pairs, domain=pyo.Binary, doc="1 if the tensor is kept and the unit runs")
 
     @m.Constraint(m.kept_pairs, doc="a kept tensor is held in every unit that runs while it is live")
     def held_while_live(m: pyo.ConcreteModel, x: str, first: str, last: str) -> pyo.Expression:
