@@ -20,15 +20,13 @@ every transfer from its elements, sharing none of this.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 
 from dse_milp.fusion import GroupMapping, Segment, spans, weight_slice
 from dse_milp.halo import fresh
 from dse_milp.layouts import Layout, Layouts, Span, input_spans
 from dse_milp.passes import tiled_pass_bursts
-from dse_milp.traffic import RELEVANT, Mapping, OnChip, Traffic, block, refetch, spans_groups, tile_bounds, trip_counts
+from dse_milp.traffic import RELEVANT, Mapping, Traffic, block, refetch, spans_groups, tile_bounds, trip_counts
 from dse_milp.workload import Layer, Operand, Shape
 
 
@@ -47,18 +45,6 @@ def layer_bursts(layer: Layer, mapping: Mapping, layouts: Layouts, burst_bytes: 
         input_bursts(layer, mapping, layouts.input, burst_bytes), weight_bursts(layer, mapping, burst_bytes),
         write, psum, psum,
     )  # fmt: skip
-
-
-def on_chip_bursts(layer: Layer, mapping: Mapping, layouts: Layouts, burst_bytes: int, on_chip: OnChip) -> Traffic:
-    """``layer_bursts`` less those of the tensors ``on_chip`` (each input tensor moves an equal
-    share; partial sums still spill)."""
-    full = layer_bursts(layer, mapping, layouts, burst_bytes)
-    return replace(
-        full,
-        input_read=full.input_read // layer.input_tensors * (layer.input_tensors - on_chip.inputs),
-        weight_read=full.weight_read * (not on_chip.weights),
-        output_write=full.output_write * (not on_chip.output),
-    )
 
 
 def _passes(layer: Layer, mapping: Mapping, operand: Operand) -> int:

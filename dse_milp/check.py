@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.fusion import GroupCost, GroupMapping, Segment, fusible, group_cost
-from dse_milp.traffic import INNERMOST, LOOPS, Mapping, OnChip, Traffic, footprint, on_chip_traffic, spans_groups
-from dse_milp.workload import Layer, Network, Operand
+from dse_milp.traffic import INNERMOST, LOOPS, Mapping, OnChip, Traffic, footprint, spans_groups, traffic
+from dse_milp.workload import Network, Operand
 
 
 @dataclass(frozen=True)
@@ -59,11 +59,6 @@ def kept_bytes(network: Network, kept: frozenset[str], start: int, stop: int, ba
             size = network.by_name[x].output_elements * network.by_name[x].precision.output / 8
             held += size if bank is None else -(-size // bank) * bank
     return held
-
-
-def on_chip_of(layer: Layer, kept: frozenset[str]) -> OnChip:
-    """Which of ``layer``'s tensors (run alone) are kept on chip."""
-    return OnChip(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
 
 
 def _overflows(accelerator: Accelerator, held: dict[str, float], what: str) -> list[str]:
@@ -173,7 +168,7 @@ def check_mappings(
         )
         held = with_kept(held, position[layer.name], position[layer.name])
         violations.extend(_overflows(accelerator, held, f"layer {layer.name!r}"))
-        layers[layer.name] = CheckedLayer(on_chip_traffic(layer, mapping, on_chip_of(layer, kept)), held)
+        layers[layer.name] = CheckedLayer(OnChip.of(layer, kept).less(layer, traffic(layer, mapping)), held)
     violations.extend(f"layer {name!r} runs {count} times" for name, count in runs.items() if count > 1)
     unknown = sorted(set(mappings) - set(network.by_name))
     violations.extend(f"mapping for unknown layer {name!r}" for name in unknown)

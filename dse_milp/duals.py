@@ -26,12 +26,12 @@ import numpy as np
 from dse_milp.accelerator import Accelerator
 from dse_milp.burst_candidates import group_in_bursts, layer_in_bursts
 from dse_milp.candidates import OPERANDS, Candidates, generate
-from dse_milp.check import on_chip_of
 from dse_milp.errors import DseError
 from dse_milp.fusion import GroupCandidates, Segment, generate_group
 from dse_milp.layouts import Layouts
 from dse_milp.solvers.highs import convex_choice_lp
 from dse_milp.stopping import stop_reason
+from dse_milp.traffic import OnChip
 from dse_milp.workload import Operand
 from formulations import MappingProblem
 
@@ -83,9 +83,9 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
     else:
         layer = problem.network.by_name[unit]
         if layouts is None:
-            cands = generate(layer, lifted, (objective,), on_chip_of(layer, on_chip))
+            cands = generate(layer, lifted, (objective,), OnChip.of(layer, on_chip))
         else:
-            cands = layer_in_bursts(layer, lifted, (objective,), (layouts,), on_chip_of(layer, on_chip))
+            cands = layer_in_bursts(layer, lifted, (objective,), (layouts,), OnChip.of(layer, on_chip))
         view = replace(problem, candidates={unit: cands}, objectives=(objective,))
         cost, footprint = view.cost(objective, unit), cands.footprint
         if unit in problem.candidates:

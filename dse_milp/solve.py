@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 
 from dse_milp.accelerator import Accelerator, sized
 from dse_milp.burst_candidates import AUTO_LAYOUTS, group_in_bursts, layer_in_bursts, pairs
-from dse_milp.bursts import group_bursts, layer_bursts, on_chip_bursts
+from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import OnChip, fewest_tiles, generate, shape_of, stacked
-from dse_milp.check import check_mappings, kept_bytes, on_chip_of
+from dse_milp.check import check_mappings, kept_bytes
 from dse_milp.cost import Objective, cost, ranked_by_objectives
 from dse_milp.decompose import best_of_each_unit, best_split
 from dse_milp.diagnose import does_not_fit, infeasibility
@@ -276,7 +276,7 @@ def build_problem(
         _stop_if_asked(deadline, "while generating candidates")
         parts = []
         for kept in _subsets(_layer_boundary(layer, keepable)):
-            on_chip = OnChip(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
+            on_chip = OnChip.of(layer, kept)
             key = (layer, accelerator, objectives, on_chip)
             if key not in cache:
                 cache[key] = generate(layer, accelerator, objectives, on_chip)
@@ -640,8 +640,12 @@ def design_results(
             )  # fmt: skip
             continue
         checked = check.layers[layer.name]
-        on_chip = on_chip_of(layer, kept)
-        moved = on_chip_bursts(layer, mappings[layer.name], pair(layer.name), burst, on_chip) if burst > 1 else None
+        on_chip = OnChip.of(layer, kept)
+        moved = (
+            on_chip.less(layer, layer_bursts(layer, mappings[layer.name], pair(layer.name), burst))
+            if burst > 1
+            else None
+        )
         dram = (checked.traffic.total / 8) if moved is None else moved.total * burst
         hidden = exposed(layer, mappings[layer.name], on_chip) / 8
         results.append(

@@ -201,19 +201,23 @@ class OnChip:
     weights: bool = False
     output: bool = False
 
+    @classmethod
+    def of(cls, layer: Layer, kept: frozenset[str]) -> OnChip:
+        """Which of ``layer``'s tensors (run alone) are among the ``kept`` ones."""
+        return cls(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
+
+    def less(self, layer: Layer, full: Traffic) -> Traffic:
+        """``full`` (bits or bursts, by kind) less the transfers of these tensors: each input
+        tensor moves an equal share; partial sums still spill."""
+        return replace(
+            full,
+            input_read=full.input_read // layer.input_tensors * (layer.input_tensors - self.inputs),
+            weight_read=full.weight_read * (not self.weights),
+            output_write=full.output_write * (not self.output),
+        )
+
 
 NOTHING = OnChip()
-
-
-def on_chip_traffic(layer: Layer, mapping: Mapping, on_chip: OnChip) -> Traffic:
-    """``traffic`` less the transfers of the tensors ``on_chip`` (partial sums still spill)."""
-    full = traffic(layer, mapping)
-    return replace(
-        full,
-        input_read=full.input_read // layer.input_tensors * (layer.input_tensors - on_chip.inputs),
-        weight_read=full.weight_read * (not on_chip.weights),
-        output_write=full.output_write * (not on_chip.output),
-    )
 
 
 def traffic(layer: Layer, mapping: Mapping) -> Traffic:

@@ -3,10 +3,8 @@ unit it spans."""
 
 from __future__ import annotations
 
-import numpy as np
 import pyomo.environ as pyo
 
-from dse_milp.candidates import OPERANDS
 from dse_milp.workload import Operand
 from formulations.problem import MappingProblem
 
@@ -45,13 +43,13 @@ def add_kept(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
         units[layer.name, layer.name] = (
             [m.choose[layer.name, k] for k in range(len(cands))],
             list(cands.kept) or [frozenset()] * len(cands),
-            _bytes(problem, cands.footprint, buffer),
+            problem.buffer_bytes(cands.footprint)[buffer].tolist(),
         )
     for (first, last), cands in problem.groups.items():
         units[first, last] = (
             [m.fuse[first, last, k] for k in range(len(cands))],
             list(cands.kept) or [frozenset()] * len(cands),
-            _bytes(problem, cands.footprint, buffer),
+            problem.buffer_bytes(cands.footprint)[buffer].tolist(),
         )
 
     def keeping(unit: tuple[str, str], tensor: str) -> list:
@@ -96,10 +94,3 @@ def add_kept(m: pyo.ConcreteModel, problem: MappingProblem) -> None:
         tiles = pyo.quicksum(float(b) * v for b, v in zip(need, choices, strict=True))
         kept = pyo.quicksum(size[x] * m.held[x, first, last] for x in live[first, last])
         return tiles + kept <= (m.banks[buffer] if split is not None else m.buffer_size[buffer])
-
-
-def _bytes(problem: MappingProblem, footprint: np.ndarray, buffer: str) -> list[float]:
-    """Bytes each candidate's tiles (rows of per-operand bits) occupy in ``buffer``, exact
-    (not rounded to banks)."""
-    operands = next(b for b in problem.accelerator.buffers if b.name == buffer).operands
-    return (footprint[:, [OPERANDS.index(op) for op in operands]].sum(axis=1) / 8).tolist()

@@ -228,7 +228,7 @@ def best_kept_network_cost(
         acc = replace(accelerator, buffers=buffers)
         if stop - start == 1:
             layer = network.layers[start]
-            on_chip = OnChip(sum(x in kept for x in layer.inputs), layer.weight_from in kept, layer.name in kept)
+            on_chip = OnChip.of(layer, kept)
             cands = generate(layer, acc, (objective,), on_chip)
             values = cost(objective, layer, acc, cands.total_bits / 8, cands.exposed / 8)
         else:
