@@ -382,9 +382,9 @@ def _solver_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-decompose",
         action="store_true",
-        help="where no layouts are to be chosen, solve the whole program (every candidate, every split) "
-        "rather than keep each unit's best candidate (fixed buffers) or choose the split first by comparing "
-        "every complete split (a free split); all exact, the default faster",
+        help="solve the whole program (every candidate, every split) rather than keep each unit's best "
+        "candidate for each pair of layouts (fixed buffers) or search the complete splits first (a free "
+        "split); all exact, the default faster",
     )
 
 

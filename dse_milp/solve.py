@@ -13,7 +13,7 @@ from dse_milp.bursts import group_bursts, layer_bursts
 from dse_milp.candidates import OnChip, fewest_tiles, generate, shape_of, stacked
 from dse_milp.check import check_mappings, kept_bytes
 from dse_milp.cost import Objective, cost, ranked_by_objectives
-from dse_milp.decompose import best_of_each_unit, best_split
+from dse_milp.decompose import best_of_each_unit, split_bounds
 from dse_milp.diagnose import does_not_fit, infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
@@ -28,22 +28,13 @@ from dse_milp.fusion import (
     group_objective,
 )
 from dse_milp.layouts import AUTO, NCHW, Layout, Layouts
+from dse_milp.program import search_splits, solve_program
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
-from dse_milp.solvers.fixing import fix_by_reduced_cost, one_layout_bound
 from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic, exposed, tile_count
 from dse_milp.workload import NETWORK_INPUT, Layer, Network, Operand
 from formulations import (
     MappingProblem,
-    build_model,
-    chosen_candidates,
-    chosen_groups,
-    chosen_kept,
-    chosen_layouts,
-    chosen_sizes,
-    fix_split,
-    fix_stage,
-    prefer_layouts,
 )
 
 
@@ -348,31 +339,21 @@ def solve(
     counts = {name: len(cands) for name, cands in problem.candidates.items()}
     counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
     generated = problem  # the shadow prices' LP steps take every candidate of a unit
-    independent = options.decompose and len(choices) <= 1 and not accelerator.keep_tensors
-    if independent and accelerator.split is None:
-        problem = best_of_each_unit(problem)  # nothing but the segmentation couples the units
+    decompose = options.decompose and not accelerator.keep_tensors
+    if decompose and accelerator.split is None:
+        problem = best_of_each_unit(problem)  # only the segmentation and the layouts couple the units
     seconds["candidates"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    model = build_model(problem)
-    seconds["build"] = time.perf_counter() - start
-
-    start = time.perf_counter()
     _stop_if_asked(options.deadline, f"before {solver} started")
-    split = best_split(problem) if independent and accelerator.split else None
-    if split is not None:
-        fix_split(model, split.banks)
-        notes.append(f"split chosen by comparing all {split.splits} complete splits, each by a shortest path "
-                     f"over the segmentations (exact); the program solved with it fixed")  # fmt: skip
-    if (bound := one_layout_bound(problem)) is not None:
-        fix_by_reduced_cost(model, bound, options.deadline)
-    result = backend.solve(model, options)
-    if split is not None and result.has_solution:  # the enumeration proves its optimum over every split
-        exact = result.status is Status.OPTIMAL and not options.mip_gap
-        if exact and abs(result.objective - split.value[0]) > 1e-6 * max(1.0, abs(split.value[0])):
-            raise DseError(f"internal error: the split's program found {result.objective}, its enumeration "
-                           f"{split.value[0]}")  # fmt: skip
-        result = replace(result, bound=split.value[0])
+    if decompose and accelerator.split:
+        solved = search_splits(problem, split_bounds(problem), backend, options, choices)
+        if solved is None:
+            raise InfeasibleError(infeasibility(problem))
+    else:
+        solved = solve_program(problem, backend, options, choices)
+    problem, result = solved.problem, solved.result
+    seconds["build"] = solved.build_seconds
     if result.status is Status.INFEASIBLE:
         raise InfeasibleError(infeasibility(problem))
     if result.status is Status.NO_SOLUTION:
@@ -380,33 +361,9 @@ def solve(
         raise InterruptedRun(f"interrupted: {message}") if interrupted() else NoSolutionError(message)
     if not result.has_solution:
         raise DseError(f"{solver} failed ({result.status})")
-    chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
-    stored, kept = chosen_layouts(model), chosen_kept(model)
-    # each stage holds a measure at its optimum and minimises the next; last, with layouts to
-    # choose, tensors whose layouts tie take the earliest (``prefer_layouts``: next is None)
-    stages: list[tuple[Objective, Objective | None]] = list(itertools.pairwise(objectives))
-    if len(choices) > 1:
-        stages.append((objectives[-1], None))
-    for held, after in stages:
-        ties = "layout ties" if after is None else f"{after.value} ties"
-        if (reason := stop_reason(options.deadline)) is not None:
-            notes.append(f"{ties} not broken ({reason})")
-            break
-        optimum = float(model.total[held.value]())
-        fix_by_reduced_cost(model, optimum, options.deadline)  # the objective is still ``held``
-        if after is None:
-            prefer_layouts(model, held.value, optimum)
-        else:
-            fix_stage(model, held.value, optimum, after.value)
-        try:
-            stage = backend.solve(model, options)
-        except DseError as exc:  # ortools-sat cannot hold a non-integral row: keep the first stage's answer
-            notes.append(f"{ties} not broken ({exc})")
-            break
-        if stage.has_solution:
-            chosen, fused, sizes = chosen_candidates(model), chosen_groups(model), chosen_sizes(model)
-            stored, kept = chosen_layouts(model), chosen_kept(model)
-    seconds["solve"] = time.perf_counter() - start
+    notes += solved.notes
+    chosen, fused, sizes, stored, kept = solved.chosen, solved.fused, solved.sizes, solved.stored, solved.kept
+    seconds["solve"] = time.perf_counter() - start - solved.build_seconds
 
     settled = replace(problem, accelerator=sized(accelerator, sizes))  # a free split, now chosen
     shadow: dict[str, dict[str, float]] = {}

@@ -92,7 +92,9 @@ def test_one_layout_bounds_the_optimum_and_fixing_against_it_keeps_the_answer(mo
     bound = one_layout_bound(problem)
     fixed = solve_module.solve(network, accelerator, fusion=3)
     assert bound is not None and fixed.result.objective <= bound
-    monkeypatch.setattr(solve_module, "one_layout_bound", lambda problem: None)
+    import dse_milp.program
+
+    monkeypatch.setattr(dse_milp.program, "one_layout_bound", lambda problem: None)
     free = solve_module.solve(network, accelerator, fusion=3)
     assert [r.mapping for r in free.layers] == [r.mapping for r in fixed.layers]
     assert free.layouts == fixed.layouts and free.result.objective == fixed.result.objective

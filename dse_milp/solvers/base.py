@@ -39,9 +39,11 @@ class SolverOptions:
     """Threads the solver may use; 1 keeps runs reproducible and cheap."""
     seed: int = 0
     decompose: bool = True
-    """Where no layouts are to be chosen, whether the program keeps only each unit's best
-    candidate (fixed buffers) or is solved with its split chosen first by comparing every
-    complete split (a free split): ``dse_milp.decompose``. Both exact."""
+    """Whether the program keeps only each unit's best candidate for each pair of layouts
+    (fixed buffers), or is solved with its split chosen first among the complete splits (a
+    free split: compared exactly by shortest paths, or, with layouts to choose, by branch and
+    bound, ``dse_milp.program``): ``dse_milp.decompose``. All exact. Off with tensors kept
+    on chip."""
     deadline: float | None = None
     """The ``time.monotonic()`` reading by which the run ends: set by ``started()`` from
     ``time_limit`` when the run begins, and shared by every step after it."""
