@@ -20,14 +20,11 @@ import sys
 import time
 from pathlib import Path
 
-from dse_milp.burst_candidates import _layer_in_bursts
-from dse_milp.candidates import _fewest_tiles, _generate, channel_options, spatial_options
+from dse_milp.caches import clear_caches
 from dse_milp.cli import BUNDLED_SUITE
 from dse_milp.loader import load_accelerator, load_network, load_suite
-from dse_milp.passes import tiled_pass_bursts
 from dse_milp.solve import solve
 from dse_milp.solvers import SolverOptions
-from dse_milp.traffic import halo_stats
 
 
 def main() -> None:
@@ -51,9 +48,7 @@ def main() -> None:
         network, accelerator = load_network(entry.network), load_accelerator(entry.accelerator)
         runs = []
         for _ in range(args.repeat):
-            for cache in (channel_options, spatial_options, halo_stats, _generate, _fewest_tiles, _layer_in_bursts,
-                          tiled_pass_bursts):  # fmt: skip
-                cache.cache_clear()  # every run starts cold, as a fresh `python -m dse_milp solve` does
+            clear_caches()  # every run starts cold, as a fresh `python -m dse_milp solve` does
             runs.append(solve(network, accelerator, solver=args.solver, options=SolverOptions(), prices=False))
         best = {step: min(run.seconds[step] for run in runs) for step in ("candidates", "build", "solve")}
         s = runs[0]

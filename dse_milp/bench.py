@@ -3,9 +3,12 @@
 For each suite instance:
 
 - the program, with HiGHS and with OR-Tools (SCIP): time, status, objective, bound;
-- each heuristic search (``dse_milp.heuristics``) with a time budget equal to the
-  program's wall time, and with ten times that: traffic, gap to the proven
-  optimum, evaluations, and its best-so-far curve;
+- each heuristic search with a time budget equal to the program's wall time, and with ten
+  times that: traffic, gap to the proven optimum, evaluations, and its best-so-far curve.
+  Layer by layer (no fusion, fixed buffers) these are the per-layer mappers of
+  ``dse_milp.mappers``, each layer searched on its own in its authors' tile space, as they
+  run (the budget shared equally among the layer shapes); with fusion or a free split, the
+  joint searches of ``dse_milp.heuristics`` over the whole design;
 - an exhaustive search, where the instance is small enough (every tiling,
   order and operand levels of every layer; without fusion the optimum is the sum of the layers');
 - fixed-dataflow baselines: one stationary loop order for every layer, with the
@@ -34,6 +37,8 @@ import numpy as np
 from dse_milp.candidates import STATIONARY_ORDERS, least_traffic_for_order
 from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network
+from dse_milp.mappers import METHODS as MAPPERS
+from dse_milp.mappers import map_layers
 from dse_milp.report import json_text, plot_text, pyplot
 from dse_milp.solve import solve
 from dse_milp.stopping import interrupted
@@ -127,17 +132,24 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
                 "bound": r.bound,
             }
         )
+    per_layer = settings.fusion <= 1 and accelerator.split is None
     for factor in settings.factors:
         budget = min(settings.most_seconds, max(settings.least_seconds, factor * wall))
-        for method in METHODS:
-            found = search(method, network, accelerator, fusion=settings.fusion, evaluations=10**9, seconds=budget,
-                           seed=settings.seed)  # fmt: skip
+        for method in MAPPERS if per_layer else METHODS:
+            if per_layer:
+                run = map_layers(method, network, accelerator, seconds=budget, seed=settings.seed)
+                found = math.isfinite(run.cost)
+                value, evaluations, curve = run.cost, run.evaluations, run.curve()
+            else:
+                joint = search(method, network, accelerator, fusion=settings.fusion, evaluations=10**9,
+                               seconds=budget, seed=settings.seed)  # fmt: skip
+                found, value, evaluations, curve = joint.design is not None, joint.cost, joint.evaluations, joint.curve
             record["heuristics"].append(
                 {
                     "method": method, "budget_factor": factor, "budget_seconds": budget,
-                    "dram_bytes": found.cost if found.design else None,
-                    "gap": found.cost / best - 1 if found.design else None,
-                    "evaluations": found.evaluations, "curve": found.curve,
+                    "search": "per layer, own space" if per_layer else "joint",
+                    "dram_bytes": value if found else None, "gap": value / best - 1 if found else None,
+                    "evaluations": evaluations, "curve": curve,
                 }
             )  # fmt: skip
     for order in STATIONARY_ORDERS:
@@ -184,8 +196,9 @@ def run_bench(
 
 def markdown(records: Sequence[dict[str, Any]]) -> str:
     lines = [
-        "| instance | program (HiGHS) | s | OR-Tools s | heuristic | budget | DRAM bytes | gap | evaluations |",
-        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
+        "| instance | program (HiGHS) | s | OR-Tools s | heuristic | search | budget | DRAM bytes | gap "
+        "| evaluations |",
+        "|---|---:|---:|---:|---|---|---:|---:|---:|---:|",
     ]
     for rec in records:
         highs, scip = rec["program"]
@@ -194,7 +207,8 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
             value = "-" if h["dram_bytes"] is None else f"{h['dram_bytes']:,.0f}"
             lines.append(
                 f"| {rec['instance']} | {highs['dram_bytes']:,.0f} ({highs['status']}) | {highs['seconds']:.2f} "
-                f"| {scip['seconds']:.2f} | {h['method']} | {h['budget_factor']:g}x ({h['budget_seconds']:.2f} s) "
+                f"| {scip['seconds']:.2f} | {h['method']} | {h['search']} "
+                f"| {h['budget_factor']:g}x ({h['budget_seconds']:.2f} s) "
                 f"| {value} | {gap} | {h['evaluations']:,} |"
             )
     lines += ["", "| instance | baseline | DRAM bytes | optimum's reduction |", "|---|---|---:|---:|"]
@@ -206,6 +220,42 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
         if rec["exhaustive"] is not None:
             lines.append(f"| {rec['instance']} | exhaustive search | {rec['exhaustive']:,.0f} | (equal: a check) |")
     return "\n".join(lines) + "\n"
+
+
+def summary(records: Sequence[dict[str, Any]]) -> str:
+    """The gaps of each search at each budget over all instances (median, best, worst, how many
+    within 1%, how many without a design), then one row per instance: the tables of
+    docs/BENCHMARKS.md."""
+    searches = list(dict.fromkeys((h["method"], h["search"]) for rec in records for h in rec["heuristics"]))
+    factors = sorted({h["budget_factor"] for rec in records for h in rec["heuristics"]})
+    lines = ["| search | budget | median gap | best gap | worst gap | instances within 1% | no design found |",
+             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for factor in factors:
+        for method, kind in searches:
+            runs = [h for rec in records for h in rec["heuristics"]
+                    if (h["method"], h["search"], h["budget_factor"]) == (method, kind, factor)]  # fmt: skip
+            gaps = sorted(h["gap"] for h in runs if h["gap"] is not None)
+            cells = [_gap(gaps[len(gaps) // 2]), _gap(gaps[0]), _gap(gaps[-1])] if gaps else ["-"] * 3
+            near = sum(1 for g in gaps if g <= 0.01)
+            lines.append(f"| {method} ({kind}) | {factor:g}x | {' | '.join(cells)} | {near} of {len(runs)} "
+                         f"| {len(runs) - len(gaps)} |")  # fmt: skip
+    head = " | ".join(f"{method} {' / '.join(f'{f:g}x' for f in factors)}" for method, _ in searches)
+    lines += ["", f"| instance | optimum (bytes) | HiGHS s | OR-Tools s | {head} |",
+              "|---|---:|---:|---:|" + "---:|" * len(searches)]  # fmt: skip
+    for rec in records:
+        highs, scip = rec["program"]
+        cells = []
+        for method, kind in searches:
+            mine = [h for h in rec["heuristics"] if (h["method"], h["search"]) == (method, kind)]
+            by = {h["budget_factor"]: h["gap"] for h in mine}
+            cells.append(" / ".join("-" if by.get(f) is None else _gap(by[f]) for f in factors))
+        lines.append(f"| {rec['instance']} | {rec['optimum']:,.0f} | {highs['seconds']:.2f} | {scip['seconds']:.2f} "
+                     f"| {' | '.join(cells)} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _gap(gap: float) -> str:
+    return f"{100 * gap:.1f}%" if gap < 0.1 else f"{100 * gap:.0f}%"
 
 
 def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
@@ -229,7 +279,7 @@ def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                             "feasible", h["dram_bytes"], h["gap"], h["evaluations"]])  # fmt: skip
             for b in rec["baselines"]:
                 w.writerow([rec["instance"], "baseline", b["baseline"], "", "", "", b["dram_bytes"], "", ""])
-    written[2].write_text(markdown(records), encoding="utf-8")
+    written[2].write_text(markdown(records) + "\n" + summary(records), encoding="utf-8")
     for rec in records:
         fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
         longest = max(rec["heuristics"], key=lambda h: h["budget_factor"])["budget_factor"]

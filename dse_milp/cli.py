@@ -27,9 +27,10 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.halo import Halo, halo_modes
-from dse_milp.heuristics import METHODS
 from dse_milp.layouts import AUTO, NCHW, Layout
 from dse_milp.loader import burst_bytes, load_accelerator, load_network, load_suite
+from dse_milp.mappers import METHODS as MAPPERS
+from dse_milp.mappers import SPACES
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.stopping import ever_interrupted, interrupted, sigint_requests_stop
@@ -141,9 +142,19 @@ def parser() -> argparse.ArgumentParser:
     _common(solve)
     solve.add_argument(
         "--method",
-        choices=["milp", *METHODS],
+        choices=["milp", *MAPPERS],
         default="milp",
-        help="the program (default), or a heuristic search over the same design space",
+        help="the program (default), or a heuristic search over the same design space: layer by layer, each "
+        "layer searched on its own as its authors run it (timeloop: Timeloop's random-pruned mapper; loma: "
+        "ZigZag's LOMA; anneal, genetic, random: SciPy and pymoo); with fusion or a free split, anneal, "
+        "genetic or random search the whole design at once",
+    )
+    solve.add_argument(
+        "--space",
+        choices=list(SPACES),
+        default="own",
+        help="the tile sizes a per-layer search may pick: its authors' own (divisors of each loop; LOMA: "
+        "products of its loop prime factors) or every integer, as the program (default own)",
     )
     solve.add_argument(
         "--evaluations",
@@ -451,7 +462,7 @@ def _options(args: argparse.Namespace) -> SolverOptions:
 
 
 def run_solve(args: argparse.Namespace, console: Console) -> int:
-    from dse_milp.heuristics import heuristic_solution
+    from dse_milp.heuristics import METHODS, heuristic_solution
     from dse_milp.marginals import marginal_traffic
     from dse_milp.report import json_text, print_solution, solution_record, stopped_record
     from dse_milp.solve import solve
@@ -463,11 +474,14 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
                 "layout": args.layout}  # fmt: skip
     if args.method != "milp" and (args.marginals or len(args.objective) > 1):
         raise InputError(["--method: a heuristic search takes one objective and no --marginals"])
+    if args.method not in ("milp", *METHODS) and (args.fusion > 1 or accelerator.split is not None):
+        raise InputError([f"--method {args.method}: searches layer by layer only; with --fusion or a free split use "
+                          f"{', '.join(METHODS)} (the whole design at once)"])  # fmt: skip
     try:
         if args.method != "milp":
             solution = heuristic_solution(
                 args.method, network, accelerator, args.objective[0], args.fusion, args.evaluations,
-                options.seconds_left(), args.seed, NCHW if args.layout == AUTO else args.layout,
+                options.seconds_left(), args.seed, NCHW if args.layout == AUTO else args.layout, args.space,
             )  # fmt: skip
         else:
             solution = solve(network, accelerator, **settings)

@@ -243,13 +243,14 @@ def search(
         return value
 
     with contextlib.suppress(_Budget):
-        _run(method, f, space.genes, evaluations, seed)
+        drive(method, f, space.genes, evaluations, seed)
     version = metadata.version("scipy" if method == "anneal" else "pymoo")
     return SearchResult(method, version, best[1], best[0], count[0], time.perf_counter() - start, curve)
 
 
-def _run(method: str, f: object, genes: int, evaluations: int, seed: int) -> None:
-    """Drive ``f`` with the chosen library until it finishes or ``f`` raises _Budget."""
+def drive(method: str, f: object, genes: int, evaluations: int, seed: int) -> None:
+    """Drive ``f`` (genes in [0, 1) to a cost) with the chosen library (``anneal``: SciPy,
+    ``genetic`` or ``random``: pymoo) for ``evaluations`` calls, or until ``f`` raises."""
     if method == "anneal":
         from scipy.optimize import dual_annealing
 
@@ -281,25 +282,51 @@ def heuristic_solution(
     seconds: float | None = None,
     seed: int = 0,
     layout: Layout = NCHW,
+    space: str = "own",
 ) -> Solution:
     """The best design a search finds, checked and reported like the program's solution.
 
-    Its status is ``feasible`` (a search proves nothing); NoSolutionError if no design
-    found fits. The searches score bytes; with DRAM bursts the design found is reported with
-    every feature map in ``layout``.
+    Layer by layer (no fusion, fixed buffers), ``method`` is one of ``dse_milp.mappers``'s,
+    run on each layer on its own in ``space``, as its authors run it; with fusion or a free
+    split, ``random``, ``anneal`` or ``genetic`` search the whole design at once (this
+    module). Its status is ``feasible`` (a search proves nothing); NoSolutionError if no
+    design found fits. The searches score bytes; with DRAM bursts the design found is
+    reported with every feature map in ``layout``.
     """
-    result = search(method, network, accelerator, objective, fusion, evaluations, seconds, seed)
-    if result.design is None:
-        raise NoSolutionError(f"{method} found no design that fits in {result.evaluations} evaluations")
-    design = result.design
+    from dse_milp.mappers import map_layers
+
+    if fusion <= 1 and accelerator.split is None:
+        run = map_layers(method, network, accelerator, objective, space, evaluations, seconds, seed)
+        if run.mappings is None:
+            stuck = ", ".join(repr(r.layers[0]) for r in run.runs if r.mapping is None)
+            raise NoSolutionError(f"{method} found no mapping that fits for layer {stuck} in {run.evaluations} "
+                                  f"evaluations")  # fmt: skip
+        sizes = {b.name: b.capacity_bytes for b in accelerator.buffers}
+        design, cost_, curve = Design(run.mappings, {}, sizes), run.cost, tuple(run.curve())
+        found, spent, version = run.evaluations, run.seconds, _version(method)
+    else:
+        result = search(method, network, accelerator, objective, fusion, evaluations, seconds, seed)
+        if result.design is None:
+            raise NoSolutionError(f"{method} found no design that fits in {result.evaluations} evaluations")
+        design, cost_, curve = result.design, result.cost, tuple(result.curve)
+        found, spent, version = result.evaluations, result.seconds, result.version
     acc = sized(accelerator, design.sizes)
     layers, groups = design_results(network, acc, design.mappings, design.groups, layouts=layout)
-    status = SolveResult(Status.FEASIBLE, result.cost, None, result.seconds, method, result.version)
+    status = SolveResult(Status.FEASIBLE, cost_, None, spent, method, version)
     return Solution(
-        network, accelerator, (objective,), status, layers, groups, {"search": result.seconds}, dict(design.sizes),
-        curve=tuple(result.curve), evaluations=result.evaluations, layout=str(layout),
+        network, accelerator, (objective,), status, layers, groups, {"search": spent}, dict(design.sizes),
+        curve=curve, evaluations=found, layout=str(layout),
         layouts=_tensor_layouts(network, layout) if accelerator.burst_bytes > 1 else {},
     )  # fmt: skip
+
+
+def _version(method: str) -> str:
+    """What ran a per-layer search: the library and its version, or this package's mapper."""
+    if method == "anneal":
+        return f"scipy {metadata.version('scipy')}"
+    if method in ("genetic", "random"):
+        return f"pymoo {metadata.version('pymoo')}"
+    return f"dse_milp {metadata.version('dse_milp')} ({'Timeloop-style' if method == 'timeloop' else 'LOMA-style'})"
 
 
 def _tensor_layouts(network: Network, layout: Layout) -> dict[str, Layout]:

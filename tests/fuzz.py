@@ -985,7 +985,8 @@ BAD_OPTIONS: dict[str, tuple[str, ...]] = {
     "--fusion": ("0", "1", "2", "3", "-1", "1000000000", "abc", "1.5", "nan", "9" * 20),
     "--solver": ("highs", "ortools-sat", "ortools-scip", "HIGHS", "gurobi", ""),
     "--objective": OBJECTIVES,
-    "--method": ("milp", "random", "anneal", "genetic", "Random", "tabu"),
+    "--method": ("milp", "random", "anneal", "genetic", "timeloop", "loma", "Random", "tabu", "zigzag"),
+    "--space": ("own", "integers", "divisors", "Own", ""),
     "--evaluations": ("1", "2", "10", "0", "-1", "abc", "1e3", ""),
     "--out": OUTS,
     "--suite": (f"{DIR}/missing.yaml", "/dev/null", DIR, str(SUITE), str(network_path("tiny_dscnn"))),
@@ -1008,6 +1009,7 @@ SWEEP_OPTIONS: dict[str, tuple[str, ...]] = {
 VALID_OBJECTIVES = ("dram", "energy", "latency", "dram,latency", "latency,dram", "energy,latency", "dram,energy")
 SOLVERS = ("highs", "ortools-sat", "ortools-scip")
 METHODS = ("milp", "random", "anneal", "genetic")
+PER_LAYER_ONLY = ("timeloop", "loma")
 
 
 def _command(b: _Builder) -> list[str]:
@@ -1021,7 +1023,7 @@ def _bad_option(b: _Builder, command: str) -> list[str]:
     table = dict(BAD_OPTIONS)
     if command == "sweep":
         table.update(SWEEP_OPTIONS)
-        for name in ("--method", "--evaluations", "--marginals", "--quiet"):
+        for name in ("--method", "--evaluations", "--space", "--marginals", "--quiet"):
             table.pop(name, None)
     if b.chance(0.08):
         flag = b.pick(FLAGS)
@@ -1030,7 +1032,7 @@ def _bad_option(b: _Builder, command: str) -> list[str]:
     name = b.pick(sorted(table))
     value = b.pick(table[name])
     b.note(f"option {name} {_short(value)}")
-    if name == "--method" and value in METHODS[1:]:
+    if name == "--method" and value in (*METHODS[1:], *PER_LAYER_ONLY):
         evaluations = b.pick(BAD_OPTIONS["--evaluations"])
         b.note(f"option --evaluations {evaluations!r}")
         return [name, value, "--evaluations", evaluations]
@@ -1065,7 +1067,10 @@ def _valid_options(b: _Builder, command: str, network: str | None) -> list[str]:
     # no --keep-tensors yes: with a free split its program can take minutes to prove (a known limit, not
     # a robustness question); BAD_OPTIONS still draws the flag's spellings
     if heuristic:
-        args += ["--method", b.pick(METHODS[1:]), "--evaluations", b.pick(["5", "20", "100"])]
+        per_layer_only = () if "--fusion" in args else PER_LAYER_ONLY  # they refuse fusion (and a free split)
+        args += ["--method", b.pick([*METHODS[1:], *per_layer_only]), "--evaluations", b.pick(["5", "20", "100"])]
+        if b.chance(0.5):
+            args += ["--space", b.pick(["own", "integers"])]
     if command == "solve":
         if not heuristic and b.chance(0.15) and network in SMALL_NETWORKS:
             args += ["--marginals"]
@@ -1224,6 +1229,8 @@ def _family_valid(b: _Builder) -> list[str]:
     instances, network = _instances(b)
     args = _valid_options(b, command[0], network)
     b.expect = frozenset({0, 3, 4}) if "--method" in args else frozenset({0})
+    if any(method in args for method in PER_LAYER_ONLY):  # an instance may have a free split: refused
+        b.expect |= {2}
     b.note("valid command line")
     return [*command, *instances, *args]
 

@@ -179,7 +179,7 @@ def test_only_the_program_claims_optimality_over_the_burst_candidates(capsys):
     assert main(["solve", str(NETWORK), str(ACCELERATOR), "--quiet"]) == EXIT_OK
     assert f"optimal {claim}" in capsys.readouterr().out
     assert (
-        main(["solve", str(NETWORK), str(ACCELERATOR), "--quiet", "--method", "random", "--evaluations", "20"])
+        main(["solve", str(NETWORK), str(ACCELERATOR), "--quiet", "--method", "random", "--evaluations", "2000"])
         == EXIT_OK
     )
     assert claim not in capsys.readouterr().out
