@@ -32,7 +32,7 @@ import numpy as np
 
 from dse_milp.accelerator import Accelerator, sized
 from dse_milp.cost import Objective, cost
-from dse_milp.errors import NoSolutionError
+from dse_milp.errors import NoSolutionError, show
 from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost, group_objective
 from dse_milp.layouts import NCHW, Layout
 from dse_milp.levels import OPERANDS
@@ -298,9 +298,11 @@ def heuristic_solution(
     if fusion <= 1 and accelerator.split is None:
         run = map_layers(method, network, accelerator, objective, space, evaluations, seconds, seed)
         if run.mappings is None:
-            stuck = ", ".join(repr(r.layers[0]) for r in run.runs if r.mapping is None)
-            raise NoSolutionError(f"{method} found no mapping that fits for layer {stuck} in {run.evaluations} "
-                                  f"evaluations")  # fmt: skip
+            stuck = [r.layers[0] for r in run.runs if r.mapping is None]
+            names = ", ".join(show(name) for name in stuck[:3])
+            names += f" and {len(stuck) - 3} more" if len(stuck) > 3 else ""
+            raise NoSolutionError(f"{method} found no mapping that fits for layer {names} within its budget "
+                                  f"({run.evaluations} evaluations, {run.seconds:.2f} s)")  # fmt: skip
         sizes = {b.name: b.capacity_bytes for b in accelerator.buffers}
         design, cost_, curve = Design(run.mappings, {}, sizes), run.cost, tuple(run.curve())
         found, spent, version = run.evaluations, run.seconds, _version(method)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dse_milp.check import check_mappings
-from dse_milp.cli import EXIT_INPUT, EXIT_OK, main
+from dse_milp.cli import EXIT_INPUT, EXIT_OK, EXIT_TIME_LIMIT, main
 from dse_milp.cost import Objective, cost
 from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.mappers import INTEGERS, METHODS, OWN, SPACES, map_layers, searcher
@@ -181,3 +181,13 @@ def test_cli_runs_a_per_layer_search_and_refuses_one_that_cannot_decompose(capsy
     assert main(["solve", "tiny_resnet8@npu-32k", "--method", "loma", "--fusion", "3"]) == EXIT_INPUT
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--method loma: searches layer by layer only" in err[0]
+
+
+def test_a_budget_too_small_for_some_layer_says_which_in_one_line(capsys):
+    """A per-layer search whose share leaves a layer without a fitting mapping: exit 4, one line
+    naming the first such layers and the budget."""
+    code = main(["solve", "resnet50@npu-128k", "--method", "genetic", "--evaluations", "30", "--burst", "1"])
+    assert code == EXIT_TIME_LIMIT
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "genetic found no mapping that fits for layer 'layer1.0.conv3'" in err[0]
+    assert "more within its budget (30 evaluations" in err[0]
