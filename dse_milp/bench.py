@@ -7,8 +7,9 @@ For each suite instance:
   times that: traffic, gap to the proven optimum, evaluations, and its best-so-far curve.
   Layer by layer (no fusion, fixed buffers) these are the per-layer mappers of
   ``dse_milp.mappers``, each layer searched on its own in its authors' tile space, as they
-  run (the budget shared equally among the layer shapes); with fusion or a free split, the
-  joint searches of ``dse_milp.heuristics`` over the whole design;
+  run (the budget shared equally among the layer shapes); with fusion, the joint searches
+  of ``dse_milp.heuristics`` over the whole design and, with fixed buffers, the same
+  algorithms decomposed per unit, then over the boundaries (``dse_milp.mappers.fused``);
 - an exhaustive search, where the instance is small enough (every tiling,
   order and operand levels of every layer; without fusion the optimum is the sum of the layers');
 - fixed-dataflow baselines: one stationary loop order for every layer, with the
@@ -40,6 +41,8 @@ from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network
 from dse_milp.mappers import METHODS as MAPPERS
 from dse_milp.mappers import map_layers
+from dse_milp.mappers.fused import METHODS as FUSED_METHODS
+from dse_milp.mappers.fused import map_fused
 from dse_milp.report import json_text, plot_text, pyplot
 from dse_milp.solve import solve
 from dse_milp.stopping import interrupted
@@ -136,14 +139,21 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
             }
         )
     per_layer = settings.fusion <= 1 and accelerator.split is None
+    searches = [(m, "per layer, own space") for m in MAPPERS] if per_layer else [(m, "joint") for m in METHODS]
+    if settings.fusion > 1 and accelerator.split is None:
+        searches += [(m, "per unit, then boundaries") for m in FUSED_METHODS]
     for factor in settings.factors:
         budget = min(settings.most_seconds, max(settings.least_seconds, factor * wall))
-        for method in MAPPERS if per_layer else METHODS:
+        for method, kind in searches:
             clear_caches()
-            if per_layer:
+            if kind == "per layer, own space":
                 run = map_layers(method, network, accelerator, seconds=budget, seed=settings.seed)
                 found = math.isfinite(run.cost)
                 value, evaluations, curve = run.cost, run.evaluations, run.curve()
+            elif kind == "per unit, then boundaries":
+                fused = map_fused(method, network, accelerator, fusion=settings.fusion, seconds=budget,
+                                  seed=settings.seed)  # fmt: skip
+                found, value, evaluations, curve = math.isfinite(fused.cost), fused.cost, fused.evaluations, []
             else:
                 joint = search(method, network, accelerator, fusion=settings.fusion, evaluations=10**9,
                                seconds=budget, seed=settings.seed)  # fmt: skip
@@ -151,7 +161,7 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
             record["heuristics"].append(
                 {
                     "method": method, "budget_factor": factor, "budget_seconds": budget,
-                    "search": "per layer, own space" if per_layer else "joint",
+                    "search": kind,
                     "dram_bytes": value if found else None, "gap": value / best - 1 if found else None,
                     "evaluations": evaluations, "curve": curve,
                 }
@@ -243,7 +253,7 @@ def summary(records: Sequence[dict[str, Any]]) -> str:
             near = sum(1 for g in gaps if g <= 0.01)
             lines.append(f"| {method} ({kind}) | {factor:g}x | {' | '.join(cells)} | {near} of {len(runs)} "
                          f"| {len(runs) - len(gaps)} |")  # fmt: skip
-    head = " | ".join(f"{method} {' / '.join(f'{f:g}x' for f in factors)}" for method, _ in searches)
+    head = " | ".join(f"{method} ({kind}) {' / '.join(f'{f:g}x' for f in factors)}" for method, kind in searches)
     lines += ["", f"| instance | optimum (bytes) | HiGHS s | OR-Tools s | {head} |",
               "|---|---:|---:|---:|" + "---:|" * len(searches)]  # fmt: skip
     for rec in records:
@@ -279,7 +289,8 @@ def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
                 w.writerow([rec["instance"], "program", p["solver"], "", p["seconds"], p["status"], p["dram_bytes"],
                             0.0, ""])  # fmt: skip
             for h in rec["heuristics"]:
-                w.writerow([rec["instance"], "heuristic", h["method"], h["budget_factor"], h["budget_seconds"],
+                w.writerow([rec["instance"], "heuristic", f"{h['method']} ({h['search']})", h["budget_factor"],
+                            h["budget_seconds"],
                             "feasible", h["dram_bytes"], h["gap"], h["evaluations"]])  # fmt: skip
             for b in rec["baselines"]:
                 w.writerow([rec["instance"], "baseline", b["baseline"], "", "", "", b["dram_bytes"], "", ""])
@@ -291,7 +302,7 @@ def write(records: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             if h["budget_factor"] == longest and h["curve"]:
                 times = [t for t, _, _ in h["curve"]] + [h["budget_seconds"]]
                 values = [v for _, _, v in h["curve"]] + [h["curve"][-1][2]]
-                ax.step(times, values, where="post", label=h["method"])
+                ax.step(times, values, where="post", label=f"{h['method']} ({h['search']})")
         ax.axhline(rec["optimum"], color="black", linestyle="--", label="proven optimum (program)")
         ax.set_yscale("log")
         ax.set_xlabel("seconds")

@@ -287,13 +287,16 @@ def heuristic_solution(
     """The best design a search finds, checked and reported like the program's solution.
 
     Layer by layer (no fusion, fixed buffers), ``method`` is one of ``dse_milp.mappers``'s,
-    run on each layer on its own in ``space``, as its authors run it; with fusion or a free
-    split, ``random``, ``anneal`` or ``genetic`` search the whole design at once (this
-    module). Its status is ``feasible`` (a search proves nothing); NoSolutionError if no
+    run on each layer on its own in ``space``, as its authors run it; with fusion and fixed
+    buffers, ``random``, ``anneal`` or ``genetic`` search per unit, then over the fusion
+    boundaries (``dse_milp.mappers.fused``); under a free split they search the whole design
+    at once (this module). Its status is ``feasible`` (a search proves nothing); NoSolutionError if no
     design found fits. The searches score bytes; with DRAM bursts the design found is
     reported with every feature map in ``layout``.
     """
     from dse_milp.mappers import map_layers
+    from dse_milp.mappers.fused import METHODS as FUSED_METHODS
+    from dse_milp.mappers.fused import map_fused
 
     if fusion <= 1 and accelerator.split is None:
         run = map_layers(method, network, accelerator, objective, space, evaluations, seconds, seed)
@@ -306,6 +309,14 @@ def heuristic_solution(
         sizes = {b.name: b.capacity_bytes for b in accelerator.buffers}
         design, cost_, curve = Design(run.mappings, {}, sizes), run.cost, tuple(run.curve())
         found, spent, version = run.evaluations, run.seconds, _version(method)
+    elif accelerator.split is None and method in FUSED_METHODS:
+        fused = map_fused(method, network, accelerator, objective, fusion, evaluations, seconds, seed, space)
+        if not math.isfinite(fused.cost):
+            raise NoSolutionError(f"{method} found no design that fits within its budget ({fused.evaluations} "
+                                  f"evaluations, {fused.seconds:.2f} s)")  # fmt: skip
+        sizes = {b.name: b.capacity_bytes for b in accelerator.buffers}
+        design, cost_, curve = Design(fused.mappings, fused.groups, sizes), fused.cost, ()
+        found, spent, version = fused.evaluations, fused.seconds, _version(method)
     else:
         result = search(method, network, accelerator, objective, fusion, evaluations, seconds, seed)
         if result.design is None:

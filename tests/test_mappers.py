@@ -17,6 +17,8 @@ from dse_milp.cli import EXIT_INPUT, EXIT_OK, EXIT_TIME_LIMIT, main
 from dse_milp.cost import Objective, cost
 from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.mappers import INTEGERS, METHODS, OWN, SPACES, map_layers, searcher
+from dse_milp.mappers.fused import METHODS as FUSED_METHODS
+from dse_milp.mappers.fused import map_fused
 from dse_milp.mappers.loma import allocations, loma, loop_prime_factors
 from dse_milp.mappers.space import Stop, Tracker, divisors, prime_factors
 from dse_milp.mappers.timeloop import random_pruned
@@ -191,3 +193,33 @@ def test_a_budget_too_small_for_some_layer_says_which_in_one_line(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "genetic found no mapping that fits for layer 'layer1.0.conv3'" in err[0]
     assert "more within its budget (30 evaluations" in err[0]
+
+
+@pytest.mark.parametrize("method", FUSED_METHODS)
+def test_a_fused_schedule_searched_per_unit_is_feasible_exact_and_repeats(method: str):
+    network = load_network(ROOT / "instances/networks/tiny_resnet8.yaml")
+    accelerator = replace(load_accelerator(ROOT / "instances/accelerators/npu_32k.yaml"), burst_bytes=1)
+    runs = [map_fused(method, network, accelerator, fusion=4, evaluations=4000, seed=s) for s in (5, 5)]
+    first = runs[0]
+    check = check_mappings(network, accelerator, first.mappings, first.groups)
+    assert check.feasible, check.violations
+    assert check.dram_bits / 8 == pytest.approx(first.cost)
+    assert first.evaluations <= 4000 and first.groups
+    assert (first.mappings, first.groups, first.cost) == (runs[1].mappings, runs[1].groups, runs[1].cost)
+    assert first.cost >= solve(network, accelerator, fusion=4, prices=False).dram_bytes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_fused_schedule_searched_per_unit_reaches_the_program_s_optimum_on_tiny_chains(seed: int):
+    """In the integer space, with a generous budget, the decomposed annealing reaches the
+    program's fused optimum on tiny random networks (the same space: tiles, residency,
+    boundaries)."""
+    import random
+
+    from tests.layers import random_network_spec
+
+    network = parse_network(random_network_spec(random.Random(40 + seed), 3))
+    accelerator = small_accelerator(400)
+    optimum = solve(network, accelerator, fusion=3, prices=False).dram_bytes
+    run = map_fused("anneal", network, accelerator, fusion=3, evaluations=60_000, seed=seed, space=INTEGERS)
+    assert run.cost == pytest.approx(optimum, rel=1e-12)
