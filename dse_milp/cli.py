@@ -146,8 +146,8 @@ def parser() -> argparse.ArgumentParser:
         default="milp",
         help="the program (default), or a heuristic search over the same design space: layer by layer, each "
         "layer searched on its own as its authors run it (timeloop: Timeloop's random-pruned mapper; loma: "
-        "ZigZag's LOMA; anneal, genetic, random: SciPy and pymoo); with fusion or a free split, anneal, "
-        "genetic or random search the whole design at once",
+        "ZigZag's LOMA; anneal, genetic, random: SciPy and pymoo); with fusion, anneal, genetic or random "
+        "search each unit, then the fusion boundaries (under a free split, the whole design at once)",
     )
     solve.add_argument(
         "--space",

@@ -70,6 +70,8 @@ class _Budget:
 
 
 def _search(method: str, genes: int, f: object, budget: _Budget, seed: int) -> None:
+    if budget.left is not None and budget.left <= 0:
+        return  # not even the library's set-up
     with contextlib.suppress(Stop):
         drive(method, f, genes, budget.left if budget.left is not None else 1 << 40, seed)
 

@@ -44,4 +44,6 @@ def library_search(method: str, tracker: Tracker, space: str, rng: np.random.Gen
         return PENALTY if value is None else value
 
     budget = tracker.evaluations if tracker.evaluations is not None else 1 << 40
+    if budget <= 0:
+        return  # not even the library's set-up
     drive(method, f, genes, budget, int(rng.integers(1 << 31)))
