@@ -32,9 +32,8 @@ from dse_milp.cost import Objective
 from dse_milp.fusion import GroupMapping, Segment, group_cost, group_objective
 from dse_milp.heuristics import PENALTY, drive
 from dse_milp.mappers import map_layers
-from dse_milp.mappers.space import OWN, Stop
+from dse_milp.mappers.space import OWN, Budget, Stop
 from dse_milp.solve import _signature, segments
-from dse_milp.stopping import interrupted
 from dse_milp.traffic import Mapping
 from dse_milp.workload import Network
 
@@ -54,29 +53,14 @@ class FusedRun:
     seconds: float
 
 
-class _Budget:
-    """Evaluations and seconds left to one search, raising ``Stop`` when spent."""
-
-    def __init__(self, evaluations: int | None, seconds: float | None) -> None:
-        self.left, self.until = evaluations, None if seconds is None else time.perf_counter() + seconds
-        self.used = 0
-
-    def spend(self) -> None:
-        if (self.left is not None and self.used >= self.left) or interrupted():
-            raise Stop
-        if self.until is not None and time.perf_counter() >= self.until:
-            raise Stop
-        self.used += 1
-
-
-def _search(method: str, genes: int, f: object, budget: _Budget, seed: int) -> None:
-    if budget.left is not None and budget.left <= 0:
+def _search(method: str, genes: int, f: object, budget: Budget, seed: int) -> None:
+    if budget.evaluations is not None and budget.evaluations <= 0:
         return  # not even the library's set-up
     with contextlib.suppress(Stop):
-        drive(method, f, genes, budget.left if budget.left is not None else 1 << 40, seed)
+        drive(method, f, genes, budget.evaluations if budget.evaluations is not None else 1 << 40, seed)
 
 
-def _group_search(method: str, segment: Segment, accelerator: Accelerator, objective: Objective, budget: _Budget,
+def _group_search(method: str, segment: Segment, accelerator: Accelerator, objective: Objective, budget: Budget,
                   seed: int) -> tuple[float, GroupMapping | None]:  # fmt: skip
     """The best mapping of one fused group found by ``method`` within ``budget``."""
     out = segment.last
@@ -127,7 +111,7 @@ def map_fused(method: str, network: Network, accelerator: Accelerator, objective
     used = alone.evaluations
     by_signature: dict[tuple, tuple[float, GroupMapping | None, Segment]] = {}
     for i, signature in enumerate(signatures):
-        share = _Budget(None if inner_evals is None else inner_evals // units,
+        share = Budget(None if inner_evals is None else inner_evals // units,
                         None if inner_seconds is None else inner_seconds / units)  # fmt: skip
         segment = next(s for s in units_of if _signature(s) == signature)
         found = _group_search(method, segment, accelerator, objective, share, seed + 1 + i)
@@ -160,7 +144,7 @@ def map_fused(method: str, network: Network, accelerator: Accelerator, objective
         return total, mappings, groups
 
     best: list = [math.inf, {}, {}]
-    outer = _Budget(None if evaluations is None else evaluations - used,
+    outer = Budget(None if evaluations is None else evaluations - used,
                     None if seconds is None else max(0.0, seconds - (time.perf_counter() - start)))  # fmt: skip
 
     def f(x: np.ndarray) -> float:

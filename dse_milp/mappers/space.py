@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective, cost
 from dse_milp.stopping import interrupted
-from dse_milp.traffic import INNERMOST, LOOPS, Levels, Mapping, exposed, footprint, traffic
+from dse_milp.traffic import INNERMOST, Levels, Mapping, exposed, footprint, traffic
 from dse_milp.workload import Layer
 
 OWN = "own"
@@ -61,7 +61,29 @@ def levels_of(accelerator: Accelerator) -> tuple[Levels, ...]:
 
 
 class Stop(Exception):
-    """Raised by ``Tracker.score`` once the budget is spent: the search ends there."""
+    """Raised by ``Budget.spend`` once the budget is spent: the search ends there."""
+
+
+@dataclass
+class Budget:
+    """What one search may spend: evaluations and wall-clock seconds (None: no limit)."""
+
+    evaluations: int | None = None
+    seconds: float | None = None
+    used: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def spend(self) -> None:
+        """Count one evaluation; raise ``Stop`` instead once the budget is spent or Ctrl-C has
+        asked the run to stop."""
+        spent = self.evaluations is not None and self.used >= self.evaluations
+        if spent or (self.seconds is not None and self.elapsed >= self.seconds) or interrupted():
+            raise Stop
+        self.used += 1
 
 
 @dataclass
@@ -75,25 +97,28 @@ class Tracker:
     """Mappings the search may score; None for no limit."""
     seconds: float | None = None
     """Wall-clock seconds the search may take; None for no limit."""
-    scored: int = 0
     best: Mapping | None = None
     best_cost: float = math.inf
     curve: list[tuple[float, int, float]] = field(default_factory=list)
     """(seconds, mappings scored, best cost) at every improvement."""
-    start: float = field(default_factory=time.perf_counter)
+    budget: Budget = field(init=False, repr=False)
     _memo: dict[Mapping, float | None] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.budget = Budget(self.evaluations, self.seconds)
+
+    @property
+    def scored(self) -> int:
+        return self.budget.used
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        return self.budget.elapsed
 
     def score(self, mapping: Mapping) -> float | None:
         """The objective's cost of ``mapping``, None if it does not fit the buffers; raises
         ``Stop`` when the budget is spent, or Ctrl-C asked to stop (before scoring)."""
-        spent = self.evaluations is not None and self.scored >= self.evaluations
-        if spent or (self.seconds is not None and self.elapsed >= self.seconds) or interrupted():
-            raise Stop
-        self.scored += 1
+        self.budget.spend()
         if mapping not in self._memo:
             self._memo[mapping] = self._cost(mapping)
         value = self._memo[mapping]
@@ -108,8 +133,3 @@ class Tracker:
             return None
         moved, hidden = traffic(layer, mapping).total / 8, exposed(layer, mapping) / 8
         return float(cost(self.objective, layer, acc, moved, hidden))
-
-
-def trips(layer: Layer, tiles: dict[str, int]) -> dict[str, int]:
-    """Each tile loop's trip count."""
-    return {d: -(-layer.dims[d] // tiles[d]) for d in LOOPS}

@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 
-from dse_milp.mappers.space import Tracker, levels_of, tile_options, trips
-from dse_milp.traffic import LOOPS, Mapping, Tiling
+from dse_milp.mappers.space import Tracker, levels_of, tile_options
+from dse_milp.traffic import LOOPS, Mapping, Tiling, trip_counts
 
 VICTORY = 500
 TIMEOUT = 1000
@@ -44,7 +44,7 @@ def random_pruned(tracker: Tracker, space: str, rng: np.random.Generator, victor
     while True:
         tiles = {d: options[d][int(rng.integers(len(options[d])))] for d in LOOPS}
         held = levels[int(rng.integers(len(levels)))]
-        count = trips(layer, tiles)
+        count = trip_counts(layer, Tiling(**tiles))
         fixed = "".join(d for d in LOOPS if count[d] == 1)
         free = [d for d in LOOPS if count[d] > 1]
         permutations = list(itertools.permutations(free))
