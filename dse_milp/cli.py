@@ -34,6 +34,7 @@ from dse_milp.mappers import SPACES
 from dse_milp.outputs import check_file, check_folder, silence_stdout, write_text
 from dse_milp.solvers import BACKENDS, DEFAULT, SolverOptions
 from dse_milp.stopping import ever_interrupted, interrupted, sigint_requests_stop
+from dse_milp.workers import available_cores
 from dse_milp.workload import Network
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
@@ -147,7 +148,8 @@ def parser() -> argparse.ArgumentParser:
         help="the program (default), or a heuristic search over the same design space: layer by layer, each "
         "layer searched on its own as its authors run it (timeloop: Timeloop's random-pruned mapper; loma: "
         "ZigZag's LOMA; anneal, genetic, random: SciPy and pymoo); with fusion, anneal, genetic or random "
-        "search each unit, then the fusion boundaries (under a free split, the whole design at once)",
+        "search each unit, then the fusion boundaries; under a free split, an outer search tries complete splits "
+        "and searches each so",
     )
     solve.add_argument(
         "--space",
@@ -391,6 +393,13 @@ def _solver_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=_number(int, SEEDS), default=0, help=f"solver seed in {SEEDS} (default 0)")
     parser.add_argument(
+        "--jobs",
+        type=_number(int, f"[1, {MAX_THREADS}]"),
+        default=available_cores(),
+        help="processes generating the candidates and the shadow prices; the answer does not depend on it "
+        f"(default: the cores available, {available_cores()} here)",
+    )
+    parser.add_argument(
         "--no-decompose",
         action="store_true",
         help="solve the whole program (every candidate, every split) rather than keep each unit's best "
@@ -457,7 +466,7 @@ def _with_overrides(accelerator: Accelerator, args: argparse.Namespace) -> Accel
 def _options(args: argparse.Namespace) -> SolverOptions:
     """The solver options, with the deadline of ``--time-limit`` counted from now."""
     options = SolverOptions(time_limit=args.time_limit, mip_gap=args.mip_gap, threads=args.threads, seed=args.seed,
-                            decompose=not args.no_decompose)  # fmt: skip
+                            decompose=not args.no_decompose, jobs=args.jobs)  # fmt: skip
     return options.started()
 
 
@@ -476,7 +485,7 @@ def run_solve(args: argparse.Namespace, console: Console) -> int:
         raise InputError(["--method: a heuristic search takes one objective and no --marginals"])
     if args.method not in ("milp", *METHODS) and (args.fusion > 1 or accelerator.split is not None):
         raise InputError([f"--method {args.method}: searches layer by layer only; with --fusion or a free split use "
-                          f"{', '.join(METHODS)} (the whole design at once)"])  # fmt: skip
+                          f"{', '.join(METHODS)}"])  # fmt: skip
     try:
         if args.method != "milp":
             solution = heuristic_solution(

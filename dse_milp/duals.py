@@ -19,20 +19,23 @@ the first objective's.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.burst_candidates import group_in_bursts, layer_in_bursts
-from dse_milp.candidates import OPERANDS, Candidates, generate
+from dse_milp.candidates import OPERANDS, Candidates, generate, shape_of
+from dse_milp.cost import Objective
 from dse_milp.errors import DseError
 from dse_milp.fusion import GroupCandidates, Segment, generate_group
 from dse_milp.layouts import Layouts
 from dse_milp.solvers.highs import convex_choice_lp
 from dse_milp.stopping import stop_reason
 from dse_milp.traffic import OnChip
-from dse_milp.workload import Operand
+from dse_milp.units import renamed, signature
+from dse_milp.workers import ordered
+from dse_milp.workload import Layer, Operand
 from formulations import MappingProblem
 
 Kept = tuple[frozenset[str], float]
@@ -54,26 +57,79 @@ def _usage(accelerator: Accelerator, footprint: np.ndarray) -> np.ndarray:
     )
 
 
+@dataclass(frozen=True)
+class Lifted:
+    """The candidates of one unit generated as if one buffer were unbounded (``accelerator`` is
+    the lifted one): a layer's, or a fused group's with the resident sets an LP mix can need;
+    with ``layouts``, priced in their bursts; the tensors ``on_chip`` move nothing."""
+
+    unit: Layer | Segment
+    accelerator: Accelerator
+    objective: Objective
+    layouts: Layouts | None
+    on_chip: frozenset[str]
+
+    def __call__(self) -> Candidates | GroupCandidates:
+        acc, objectives, unit, on_chip = self.accelerator, (self.objective,), self.unit, self.on_chip
+        if isinstance(unit, Segment):
+            cands = generate_group(unit, acc, objectives, hull=True, kept=on_chip)
+            return cands if self.layouts is None else group_in_bursts(cands, acc, objectives, (self.layouts,), on_chip)
+        if self.layouts is None:
+            return generate(unit, acc, objectives, OnChip.of(unit, on_chip))
+        return layer_in_bursts(unit, acc, objectives, (self.layouts,), OnChip.of(unit, on_chip))
+
+    def shared(self) -> tuple:
+        """What the generation depends on: layers of one shape, and groups of one signature
+        with the same tensors on chip, share it (renamed, ``for_unit``)."""
+        unit = self.unit
+        if isinstance(unit, Segment):
+            boundary = (*unit.externals, unit.last.name)
+            return (signature(unit), self.accelerator, self.objective, self.layouts,
+                    tuple(x in self.on_chip for x in boundary))  # fmt: skip
+        return (shape_of(unit), self.accelerator, self.objective, self.layouts, OnChip.of(unit, self.on_chip))
+
+    def for_unit(self, cands: Candidates | GroupCandidates) -> Candidates | GroupCandidates:
+        """``cands``, generated for a unit sharing this one's generation, as this unit's."""
+        if isinstance(self.unit, Segment):
+            assert isinstance(cands, GroupCandidates)
+            return renamed(cands, self.unit)
+        return replace(cands, layer=self.unit)
+
+
+def _run(work: Lifted) -> Candidates | GroupCandidates | DseError:
+    """``work()``, or the error that leaves its units without a price."""
+    try:
+        return work()
+    except DseError as exc:
+        return exc
+
+
+def _lifted_work(problem: MappingProblem, unit: Segment | str, buffer: str, layouts: Layouts | None,
+                 kept: Kept) -> Lifted:  # fmt: skip
+    what = unit if isinstance(unit, Segment) else problem.network.by_name[unit]
+    return Lifted(what, _lifted(problem.accelerator, buffer), problem.objectives[0], layouts, kept[0])
+
+
 def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: float = 0.0,
-            layouts: Layouts | None = None, kept: Kept = (frozenset(), 0.0)) -> tuple[float, float]:  # fmt: skip
+            layouts: Layouts | None = None, kept: Kept = (frozenset(), 0.0),
+            lifted: Candidates | GroupCandidates | None = None) -> tuple[float, float]:  # fmt: skip
     """The LP step of one unit (a layer name, or a fused group's segment) for ``buffer``,
     whose capacity is raised by ``extra`` bytes: (optimum, shadow price of ``buffer``).
     With DRAM bursts, its candidates are priced in the bursts of ``layouts``, the layouts the
     solution gave the tensors it reads and writes. With tensors kept on chip, ``kept``: those
     the unit finds or leaves on chip (its candidates move none of them) and the bytes of the
-    output's buffer the kept tensors live while it runs hold."""
+    output's buffer the kept tensors live while it runs hold. ``lifted``: the unit's
+    candidates for the lifted buffer (``Lifted``), when already generated."""
     on_chip, reserved = kept
     acc = problem.accelerator
-    lifted = _lifted(acc, buffer)
     objective = problem.objectives[0]
     # The candidates generated for the lifted buffer, and the program's own, which hold the
     # mapping it chose: the lifted set is pruned as if b were unbounded, and may have dropped
     # every mapping that fits the other buffers (an output buffer of a few bytes).
+    cands = lifted if lifted is not None else _lifted_work(problem, unit, buffer, layouts, kept)()
     if isinstance(unit, Segment):
+        assert isinstance(cands, GroupCandidates)
         key = (unit.layers[0].name, unit.last.name)
-        cands = generate_group(unit, lifted, (objective,), hull=True, kept=on_chip)
-        if layouts is not None:
-            cands = group_in_bursts(cands, lifted, (objective,), (layouts,), on_chip)
         view = replace(problem, groups={key: cands}, objectives=(objective,))
         cost, footprint = view.group_cost(objective, key), cands.footprint
         if key in problem.groups:
@@ -81,11 +137,7 @@ def unit_lp(problem: MappingProblem, unit: Segment | str, buffer: str, extra: fl
             cost = np.concatenate([cost, problem.group_cost(objective, key)[same]])
             footprint = np.concatenate([footprint, problem.groups[key].footprint[same]])
     else:
-        layer = problem.network.by_name[unit]
-        if layouts is None:
-            cands = generate(layer, lifted, (objective,), OnChip.of(layer, on_chip))
-        else:
-            cands = layer_in_bursts(layer, lifted, (objective,), (layouts,), OnChip.of(layer, on_chip))
+        assert isinstance(cands, Candidates)
         view = replace(problem, candidates={unit: cands}, objectives=(objective,))
         cost, footprint = view.cost(objective, unit), cands.footprint
         if unit in problem.candidates:
@@ -119,28 +171,53 @@ def shadow_prices(
     deadline: float | None = None,
     layouts: dict[str, Layouts] | None = None,
     kept: dict[str, Kept] | None = None,
+    jobs: int = 1,
 ) -> tuple[dict[str, dict[str, float]], str | None]:
     """The shadow price of every buffer for each unit (a layer name or a group's segment),
     by unit name (a layer's, or ``first..last`` for a group), and a note on what is missing.
     With DRAM bursts, ``layouts`` holds the layouts the solution gave each unit's tensors;
-    with tensors kept on chip, ``kept`` what each unit keeps (``unit_lp``).
+    with tensors kept on chip, ``kept`` what each unit keeps (``unit_lp``). The lifted
+    generations, one per layer shape or group signature and buffer, run on up to ``jobs``
+    worker processes; the LPs run here.
 
     An optional report step: Ctrl-C or ``deadline`` ends it early, and a unit whose LP fails
     is left without a price; both are said in the note, and neither sinks the solution.
     """
+    names = [unit if isinstance(unit, str) else f"{unit.layers[0].name}..{unit.last.name}" for unit in units]
+    on_chip = {name: (kept or {}).get(name, (frozenset(), 0.0)) for name in names}
+    held = {name: (layouts or {}).get(name) for name in names}
+    buffers = [b.name for b in problem.accelerator.buffers]
+    asked = {(name, b): _lifted_work(problem, unit, b, held[name], on_chip[name])
+             for name, unit in zip(names, units, strict=True) for b in buffers}  # fmt: skip
+    shared = {ask: work.shared() for ask, work in asked.items()}
+    work: dict[tuple, Lifted] = {}
+    for ask, key in shared.items():
+        work.setdefault(key, asked[ask])  # done for the first unit that needs it
+    generated: dict[tuple, Candidates | GroupCandidates | DseError] = {}
+    pending = list(zip(names, units, strict=True))
     prices: dict[str, dict[str, float]] = {}
     failed: list[str] = []
-    for unit in units:
-        if (reason := stop_reason(deadline)) is not None:
-            return (
-                prices,
-                f"prices of {len(units) - len(prices) - len(failed)} of {len(units)} units skipped ({reason})",
-            )
-        name = unit if isinstance(unit, str) else f"{unit.layers[0].name}..{unit.last.name}"
-        try:
-            held, on_chip = (layouts or {}).get(name), (kept or {}).get(name, (frozenset(), 0.0))
-            prices[name] = {b.name: unit_lp(problem, unit, b.name, 0.0, held, on_chip)[1]
-                            for b in problem.accelerator.buffers}  # fmt: skip
-        except DseError as exc:
-            failed.append(f"{name!r} ({exc})")
+
+    def price_ready() -> None:  # the units, in order, whose generations are all in: here, while workers go on
+        while pending and all(shared[pending[0][0], b] in generated for b in buffers):
+            name, unit = pending.pop(0)
+            try:
+                prices[name] = {b: unit_lp(problem, unit, b, 0.0, held[name], on_chip[name],
+                                           asked[name, b].for_unit(_raised(generated[shared[name, b]])))[1]
+                                for b in buffers}  # fmt: skip
+            except DseError as exc:
+                failed.append(f"{name!r} ({exc})")
+
+    for key, cands in zip(work, ordered(_run, list(work.values()), jobs, deadline), strict=False):
+        generated[key] = cands
+        price_ready()
+    price_ready()  # no generation at all: every unit has its LPs to run
+    if pending:  # the generations stopped short
+        return prices, f"prices of {len(pending)} of {len(units)} units skipped ({stop_reason(deadline)})"
     return prices, (f"no price for {', '.join(failed)}" if failed else None)
+
+
+def _raised(generated: Candidates | GroupCandidates | DseError) -> Candidates | GroupCandidates:
+    if isinstance(generated, DseError):
+        raise generated
+    return generated

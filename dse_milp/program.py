@@ -156,14 +156,15 @@ def search_splits(problem: MappingProblem, bounds: SplitBounds, backend: Backend
             best, value, winner = i, measures, solved
     if not np.all(np.isfinite(value)):
         return None
-    if winner is None:  # its bounds met
+    if winner is None:  # its bounds met, or the search stopped before any program: the best known design's
         winner = _solve_split(problem, bounds.splits[best], backend, options, layouts)
         build, programs = build + winner.build_seconds, programs + 1
         if not winner.result.has_solution:
             return winner
         complete &= winner.result.status is Status.OPTIMAL
-        found, expected = float(winner.result.objective), float(value[0, 0])
-        exact = winner.result.status is Status.OPTIMAL and not options.mip_gap
+        found, expected = float(winner.result.objective), float(bounds.lower[best, 0])
+        met = not better(bounds.lower[best : best + 1], bounds.upper[best : best + 1])[0]
+        exact = met and winner.result.status is Status.OPTIMAL and not options.mip_gap
         if exact and abs(found - expected) > 1e-6 * max(1.0, abs(expected)):
             raise DseError(f"internal error: the program of split {bounds.splits[best].tolist()} found {found}, "
                            f"its bounds {expected}")  # fmt: skip

@@ -2,36 +2,34 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from dse_milp.accelerator import Accelerator, sized
-from dse_milp.burst_candidates import AUTO_LAYOUTS, group_in_bursts, layer_in_bursts, pairs
+from dse_milp.burst_candidates import AUTO_LAYOUTS
 from dse_milp.bursts import group_bursts, layer_bursts
-from dse_milp.candidates import OnChip, fewest_tiles, generate, shape_of, stacked
+from dse_milp.candidates import OnChip, fewest_tiles, shape_of
 from dse_milp.check import check_mappings, kept_bytes
 from dse_milp.cost import Objective, cost, ranked_by_objectives
 from dse_milp.decompose import best_of_each_unit, split_bounds
-from dse_milp.diagnose import does_not_fit, infeasibility
+from dse_milp.diagnose import infeasibility
 from dse_milp.duals import shadow_prices
 from dse_milp.errors import DseError, InfeasibleError, InterruptedRun, NoSolutionError
 from dse_milp.fusion import (
-    GroupCandidates,
     GroupCost,
     GroupMapping,
     Segment,
     coarsest_group,
-    fusible,
-    generate_group,
     group_objective,
 )
 from dse_milp.layouts import AUTO, NCHW, Layout, Layouts
 from dse_milp.program import search_splits, solve_program
 from dse_milp.solvers import DEFAULT, SolveResult, SolverOptions, Status, get_backend
-from dse_milp.stopping import INTERRUPTED, TIME_LIMIT, interrupted, stop_reason
+from dse_milp.stopping import interrupted, stop_reason
 from dse_milp.traffic import Mapping, Traffic, exposed, tile_count
+from dse_milp.units import build_problem, stop_if_asked
+from dse_milp.workers import ordered
 from dse_milp.workload import NETWORK_INPUT, Layer, Network, Operand
 from formulations import (
     MappingProblem,
@@ -176,136 +174,6 @@ def lexicographic(objectives: Sequence[Objective]) -> tuple[Objective, ...]:
     return tuple(order)
 
 
-def segments(network: Network, longest: int) -> list[Segment]:
-    """Every group of 2 to ``longest`` consecutive layers that can run fused."""
-    n = len(network.layers)
-    return [
-        Segment(network, start, stop)
-        for start in range(n)
-        for stop in range(start + 2, min(start + longest, n) + 1)
-        if fusible(network, start, stop)
-    ]
-
-
-def _signature(segment: Segment) -> tuple:
-    """What a fused group's candidates depend on, without names: each layer's shape, where
-    each of its inputs comes from (a layer of the group, by position, or an outside tensor,
-    by position among them) and whether it takes its weights from a tensor, and the outside
-    tensors' shapes. Groups of the same signature (a chain of identical blocks) share their
-    candidates, renamed (``_renamed``)."""
-    position = {layer.name: i for i, layer in enumerate(segment.layers)}
-    outside = {x: i for i, x in enumerate(segment.externals)}
-
-    def source(tensor: str) -> tuple[str, int]:
-        return ("in", position[tensor]) if tensor in position else ("out", outside[tensor])
-
-    layers = tuple(
-        (shape_of(layer), tuple(source(x) for x in layer.inputs), layer.weight_from is not None)
-        for layer in segment.layers
-    )
-    return layers, tuple(segment.shape(x) for x in segment.externals)
-
-
-def _renamed(cands: GroupCandidates, segment: Segment) -> GroupCandidates:
-    """``cands`` (of a group of the same signature) for ``segment``: its resident layers and
-    its layers read in pieces named by their positions in ``segment``."""
-    if cands.segment == segment:
-        return cands
-    names = {old.name: new.name for old, new in zip(cands.segment.layers, segment.layers, strict=True)}
-    mappings = tuple(
-        replace(m, resident=frozenset(names[n] for n in m.resident), pieces=tuple((names[n], q) for n, q in m.pieces))
-        for m in cands.mappings
-    )
-    return replace(cands, segment=segment, mappings=mappings)
-
-
-def kept_candidates(network: Network) -> frozenset[str]:
-    """The tensors that may stay on chip between units: every layer output some layer reads."""
-    return frozenset(layer.name for layer in network.layers if network.consumers(layer.name))
-
-
-def _layer_boundary(layer: Layer, keepable: frozenset[str]) -> tuple[str, ...]:
-    """The tensors a layer run alone may find, or leave, on chip: its inputs, its weights if
-    another layer's output, and its output."""
-    read = (*layer.inputs, *((layer.weight_from,) if layer.weight_from else ()), layer.name)
-    return tuple(x for x in dict.fromkeys(read) if x in keepable)
-
-
-def _group_boundary(segment: Segment, keepable: frozenset[str]) -> tuple[str, ...]:
-    """The tensors a fused group may find, or leave, on chip: its outside tensors, its output."""
-    return tuple(x for x in (*segment.externals, segment.last.name) if x in keepable)
-
-
-def _subsets(tensors: tuple[str, ...]) -> list[frozenset[str]]:
-    """Every subset of ``tensors``, the empty one first."""
-    return [frozenset(c) for n in range(len(tensors) + 1) for c in itertools.combinations(tensors, n)]
-
-
-def build_problem(
-    network: Network,
-    accelerator: Accelerator,
-    objectives: tuple[Objective, ...],
-    fusion: int = 0,
-    cache: dict | None = None,
-    deadline: float | None = None,
-    layouts: tuple[Layout, ...] = (),
-) -> MappingProblem:
-    """Generate the candidates of every layer, and of every group of up to ``fusion`` layers
-    that can run fused; raise InfeasibleError naming each layer that fits nowhere.
-
-    Candidates are kept by their costs under ``objectives`` (and their traffic) against
-    their footprint; with ``layouts`` (DRAM bursts), priced in bursts for every pair of
-    them (``dse_milp.burst_candidates``). ``cache`` (any dict, kept by the caller)
-    reuses the candidates of layers and groups met before, for repeated solves of
-    nearly the same network. Ctrl-C, or ``deadline`` passing, stops it with InterruptedRun or
-    NoSolutionError.
-    """
-    cache = {} if cache is None else cache
-    keepable = kept_candidates(network) if accelerator.keep_tensors else frozenset()
-    candidates = {}
-    for layer in network.layers:
-        _stop_if_asked(deadline, "while generating candidates")
-        parts = []
-        for kept in _subsets(_layer_boundary(layer, keepable)):
-            on_chip = OnChip.of(layer, kept)
-            key = (layer, accelerator, objectives, on_chip)
-            if key not in cache:
-                cache[key] = generate(layer, accelerator, objectives, on_chip)
-            cands = cache[key]
-            if layouts:
-                if (*key, layouts) not in cache:
-                    cache[*key, layouts] = layer_in_bursts(layer, accelerator, objectives, pairs(layouts), on_chip)
-                cands = cache[*key, layouts]
-            parts.append(replace(cands, kept=(kept,) * len(cands)) if keepable else cands)
-        candidates[layer.name] = stacked(parts, per_unit={"layer", "smallest_footprint"})
-    groups = {}
-    for segment in segments(network, fusion):
-        _stop_if_asked(deadline, "while generating candidates")
-        boundary = _group_boundary(segment, keepable)
-        parts = []
-        for kept in _subsets(boundary):
-            key = (_signature(segment), accelerator, objectives, bool(layouts), tuple(x in kept for x in boundary))
-            if key not in cache:  # priced in bursts later: every halo mode's own front
-                cache[key] = generate_group(segment, accelerator, objectives, by_halo=bool(layouts), kept=kept)
-            if layouts and (*key, layouts) not in cache:
-                plain = _renamed(cache[key], segment)
-                cache[*key, layouts] = group_in_bursts(plain, accelerator, objectives, pairs(layouts), kept)
-            cands = _renamed(cache[(*key, layouts) if layouts else key], segment)
-            parts.append(replace(cands, kept=(kept,) * len(cands)) if keepable else cands)
-        cands = stacked(parts, per_unit={"segment"})
-        if len(cands):
-            groups[segment.layers[0].name, segment.last.name] = cands
-    problem = MappingProblem(network, accelerator, candidates, objectives, groups, layouts, keepable)
-    stuck = [
-        does_not_fit(network.by_name[name], cands.smallest_footprint, accelerator)
-        for name, cands in candidates.items()
-        if len(cands) == 0 and not problem.covering(name)
-    ]
-    if stuck:
-        raise InfeasibleError(stuck)
-    return problem
-
-
 def solve(
     network: Network,
     accelerator: Accelerator,
@@ -335,7 +203,7 @@ def solve(
 
     start = time.perf_counter()
     choices = layout_choices(accelerator, layout)
-    problem = build_problem(network, accelerator, objectives, fusion, cache, options.deadline, choices)
+    problem = build_problem(network, accelerator, objectives, fusion, cache, options.deadline, choices, options.jobs)
     counts = {name: len(cands) for name, cands in problem.candidates.items()}
     counts |= {f"{key[0]}..{key[1]}": len(cands) for key, cands in problem.groups.items()}
     generated = problem  # the shadow prices' LP steps take every candidate of a unit
@@ -345,7 +213,7 @@ def solve(
     seconds["candidates"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    _stop_if_asked(options.deadline, f"before {solver} started")
+    stop_if_asked(options.deadline, f"before {solver} started")
     if decompose and accelerator.split:
         solved = search_splits(problem, split_bounds(problem), backend, options, choices)
         if solved is None:
@@ -374,12 +242,12 @@ def solve(
         held |= {f"{a}..{b}": problem.groups[a, b].layouts[k] for (a, b), k in fused.items() if choices}
         every = replace(generated, accelerator=settled.accelerator)
         on_chip = _kept_by_unit(problem, chosen, fused, kept)
-        shadow, note = shadow_prices(every, units, options.deadline, held, on_chip)
+        shadow, note = shadow_prices(every, units, options.deadline, held, on_chip, options.jobs)
         notes += [note] if note else []
         seconds["prices"] = time.perf_counter() - start
     by_name = {str(x): x for x in choices}
     tensor_layouts = {tensor: by_name[name] for tensor, name in stored.items()}
-    layers, groups, note = _results(settled, chosen, fused, shadow, counts, options.deadline, kept)
+    layers, groups, note = _results(settled, chosen, fused, shadow, counts, options.deadline, kept, options.jobs)
     notes += [note] if note else []
     primary = Solution(network, accelerator, objectives, result, layers, groups, seconds, sizes)
     value = {
@@ -433,15 +301,6 @@ def _figure(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
-def _stop_if_asked(deadline: float | None, what: str) -> None:
-    """Raise the error of an early stop (Ctrl-C, or the deadline) that came before any solution."""
-    reason = stop_reason(deadline)
-    if reason == INTERRUPTED:
-        raise InterruptedRun(f"interrupted {what}, before any solution")
-    if reason == TIME_LIMIT:
-        raise NoSolutionError(f"reached {what}, before any solution")
-
-
 def _results(
     problem: MappingProblem,
     chosen: dict[str, int],
@@ -450,6 +309,7 @@ def _results(
     counts: dict[str, int],
     deadline: float | None = None,
     kept: frozenset[str] = frozenset(),
+    jobs: int = 1,
 ) -> tuple[tuple[LayerResult, ...], tuple[GroupResult, ...], str | None]:
     """The program's choices, re-evaluated by the independent checker, which must agree with
     the candidates' own figures, and a note on the units left uncoarsened (``counts``: each
@@ -458,7 +318,8 @@ def _results(
     buffers, the one with the fewest tiles (``fewest_tiles``), and a fused group, of those
     that cost no more, likewise (``coarsest_group``); with DRAM bursts, only if it moves no
     more bursts than the candidate (and, for a layer, has no more tiles: a candidate's tiles
-    may span several groups, which ``fewest_tiles`` does not try)."""
+    may span several groups, which ``fewest_tiles`` does not try). The layers' searches, one
+    per shape, run on up to ``jobs`` worker processes."""
     stopped: list[str] = []  # why the coarsening stopped, once it has
     skipped = 0
 
@@ -476,15 +337,26 @@ def _results(
     exposing = ranked_by_objectives(problem.objectives, acc)
     # a coarser mapping must leave room for the tensors kept on chip while its unit runs
     room = {name: _less(acc, held) for name, (_, held) in _kept_by_unit(problem, chosen, fused, kept).items()}
+    asked: dict[str, tuple[Layer, Accelerator, int, int | None]] = {}  # what fewest_tiles looks for
     for name, k in chosen.items():
         cands = problem.candidates[name]
         mappings[name] = cands.mapping(k)
         if burst:
             layouts[name] = cands.layouts[k]
         bound = int(cands.exposed[k]) if exposing else None
-        keeps = bool(cands.kept and cands.kept[k])  # its figures leave out what it keeps: not the search's
-        coarse = coarsening() and not keeps
-        coarsest = fewest_tiles(cands.layer, room.get(name, acc), int(cands.useful_bits[k]), bound) if coarse else None
+        if not (cands.kept and cands.kept[k]):  # its figures leave out what it keeps: not the search's
+            asked[name] = (shape_of(cands.layer), room.get(name, acc), int(cands.useful_bits[k]), bound)
+    distinct = list(dict.fromkeys(asked.values()))  # layers of one shape share the search
+    found = dict(zip(distinct, ordered(_fewest_tiles, distinct, jobs, deadline), strict=False))
+    if len(found) < len(distinct) and (reason := stop_reason(deadline)) is not None:
+        stopped.append(reason)  # the searches stopped short
+    for name, query in asked.items():
+        k = chosen[name]
+        cands = problem.candidates[name]
+        if query not in found:
+            skipped += 1
+            continue
+        coarsest = found[query]
         if coarsest is not None and (
             not burst
             or (
@@ -524,6 +396,10 @@ def _results(
     units = len(chosen) + len(fused)
     note = f"tiles of {skipped} of {units} units not coarsened ({stopped[0]})" if stopped else None
     return layers, groups, note
+
+
+def _fewest_tiles(query: tuple[Layer, Accelerator, int, int | None]) -> Mapping | None:
+    return fewest_tiles(*query)
 
 
 def _moved(unit: Layer | Segment, mapping: Mapping | GroupMapping, layouts: Layouts, burst: int) -> int:

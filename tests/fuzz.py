@@ -979,6 +979,7 @@ PLOTS = (
 )  # fmt: skip
 BAD_OPTIONS: dict[str, tuple[str, ...]] = {
     "--threads": ("0", "2", "-1", "1000000000000", "1.5", "abc", "", "1e3", "0x10", "\u0661", "1_0", "9" * 30),
+    "--jobs": ("0", "1", "2", "-1", "abc", "1e3", "1.5", "", "9" * 30),
     "--seed": ("-1", "2147483648", "abc", "9223372036854775808", "-2147483649", "4294967296", "1e3", "9" * 300, ""),
     "--time-limit": ("nan", "inf", "-inf", "0", "-1", "1e-9", "1e300", "1e999", "abc", "0.001", "1e-300", "", "NaN"),
     "--mip-gap": ("1", "-0.1", "nan", "0.5", "0.999999", "inf", "1e-300", "abc", "-0", "1e-12", "0.1"),
@@ -1056,6 +1057,8 @@ def _valid_options(b: _Builder, command: str, network: str | None) -> list[str]:
         args += ["--threads", "2"]
     if b.chance(0.15):
         args += ["--seed", str(b.rng.randrange(10))]
+    if command != "bench" and b.chance(0.2):
+        args += ["--jobs", b.pick(["1", "2", "3"])]
     if b.chance(0.1):
         args += ["--mip-gap", b.pick(["0.01", "0.5"])]
     if b.chance(0.15):

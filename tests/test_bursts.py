@@ -19,8 +19,9 @@ from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
 from dse_milp.passes import pass_bursts
 from dse_milp.simulate import _bursts as element_bursts
 from dse_milp.simulate import simulate, simulate_group_bursts
-from dse_milp.solve import segments, solve
+from dse_milp.solve import solve
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, Traffic, traffic
+from dse_milp.units import segments
 from dse_milp.workload import Layer, LayerKind, Precision, Shape
 from tests.brute_force import residency_choices
 from tests.layers import group_spans, small_layers, tilings

@@ -18,8 +18,9 @@ from dse_milp.cost import Objective
 from dse_milp.decompose import best_of_each_unit, better, complete_splits, split_bounds
 from dse_milp.errors import InfeasibleError
 from dse_milp.loader import parse_network
-from dse_milp.solve import build_problem, solve
+from dse_milp.solve import solve
 from dse_milp.solvers import SolverOptions, Status, get_backend
+from dse_milp.units import build_problem
 from dse_milp.workload import Network
 from formulations import MappingProblem, build_model, fix_split
 from tests.layers import random_free_split, random_network_spec
@@ -180,3 +181,31 @@ def test_fixed_buffers_with_layouts_keep_the_program_s_optimum(seed: int):
         return
     slow = solve(network, accelerator, objectives, options=SolverOptions(decompose=False), fusion=4, prices=False)
     assert fast.result.bound == pytest.approx(slow.result.bound, rel=1e-9)
+
+
+def test_a_split_search_stopped_before_its_first_program_keeps_the_best_known_design():
+    """Ctrl-C before the search solved any program: the split of the least upper bound is
+    solved (its program may find less than that bound: no internal error), and the result is
+    feasible, bounded by the least lower bound. Instances where it finds less were once
+    mistaken for a split whose bounds met."""
+    from dse_milp import stopping
+    from dse_milp.program import search_splits
+
+    below = 0
+    for seed in (42, 46, 95, 100):
+        rng = random.Random(1000 + seed)
+        network, free = _bursty(rng, (3, 6), (4, 8))
+        free = replace(free, burst_bytes=rng.choice((16, 32, 64)))
+        problem = build_problem(network, free, (Objective.DRAM,), 4, layouts=AUTO_LAYOUTS)
+        bounds = split_bounds(problem)
+        stopping._requested.set()
+        try:
+            solved = search_splits(problem, bounds, get_backend("highs"), SolverOptions(), AUTO_LAYOUTS)
+        finally:
+            stopping._requested.clear()
+        assert solved is not None and solved.result.status is Status.FEASIBLE
+        least_upper = float(bounds.upper[:, 0].min())
+        assert solved.result.objective <= least_upper * (1 + 1e-9)
+        assert solved.result.bound == pytest.approx(float(bounds.lower[:, 0].min()), rel=1e-12)
+        below += solved.result.objective < least_upper * (1 - 1e-9)
+    assert below  # the case that raised

@@ -24,8 +24,9 @@ from dse_milp.fusion import (
 from dse_milp.halo import Halo
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
-from dse_milp.solve import build_problem, segments, solve
+from dse_milp.solve import solve
 from dse_milp.solvers import SolverOptions, Status
+from dse_milp.units import build_problem, segments
 from dse_milp.workload import Network, Operand
 from tests.brute_force import best_fused_network_cost, residency_choices
 from tests.layers import TINY_NETWORK, conv_chain, random_network_spec

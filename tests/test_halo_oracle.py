@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from dse_milp.fusion import GroupMapping, Segment, group_cost
 from dse_milp.halo import Halo
 from dse_milp.loader import parse_network
-from dse_milp.solve import segments
+from dse_milp.units import segments
 from dse_milp.workload import Layer, LayerKind, Operand
 from tests.brute_force import residency_choices
 from tests.layers import random_network_spec

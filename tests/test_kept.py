@@ -25,9 +25,10 @@ from dse_milp.halo import Halo
 from dse_milp.layouts import NCHW, NHWC, Layouts
 from dse_milp.loader import load_accelerator, load_network
 from dse_milp.simulate import simulate_group, simulate_group_bursts
-from dse_milp.solve import build_problem, segments, solve
+from dse_milp.solve import solve
 from dse_milp.solvers import Status
 from dse_milp.traffic import traffic
+from dse_milp.units import build_problem, segments
 from dse_milp.workload import NETWORK_INPUT, Layer
 from tests.brute_force import best_kept_network_cost, every_mapping
 from tests.layers import random_free_split, small_accelerator, small_layers

@@ -17,8 +17,8 @@ from dse_milp.fusion import GroupMapping, Segment, generate_group, group_cost, w
 from dse_milp.layouts import NCHW, NHWC, Layouts
 from dse_milp.loader import parse_network
 from dse_milp.pieces import assignments, layer_front
-from dse_milp.solve import _renamed, _signature, segments
 from dse_milp.traffic import Traffic
+from dse_milp.units import renamed, segments, signature
 from dse_milp.workload import Layer, LayerKind, Precision
 from tests.layers import conv_chain
 from tests.test_fusion import random_networks
@@ -131,12 +131,12 @@ def test_shared_candidates_rename_the_layers_read_in_pieces():
     """Groups of the same shapes share their candidates; a copy names its own layers, those
     read in pieces included."""
     a, b = (Segment(parse_network(conv_chain(x, 2, channels=4, size=4)), 0, 2) for x in "ab")
-    assert _signature(a) == _signature(b)
+    assert signature(a) == signature(b)
     cands = generate_group(a, Accelerator("x", unified_buffer(10**6), False, 4.0, 100.0, 8, ENERGY))
     cands = replace(cands, mappings=tuple(replace(m, resident=frozenset({"a0"}), pieces=(("a1", 2),))
                                           for m in cands.mappings))  # fmt: skip
-    assert _renamed(cands, a) is cands
-    copy = _renamed(cands, b)
+    assert renamed(cands, a) is cands
+    copy = renamed(cands, b)
     assert all(m.pieces == (("b1", 2),) and m.resident == {"b0"} for m in copy.mappings)
 
 

@@ -17,7 +17,7 @@ from dse_milp.fusion import GroupMapping, generate_group, group_cost, group_obje
 from dse_milp.halo import Halo
 from dse_milp.loader import parse_network
 from dse_milp.residency import Residency
-from dse_milp.solve import segments
+from dse_milp.units import segments
 from tests.brute_force import residency_choices
 from tests.layers import random_network_spec
 

@@ -33,8 +33,8 @@ from dse_milp.fusion import GroupMapping, Segment, group_cost, group_objective
 from dse_milp.heuristics import PENALTY, drive
 from dse_milp.mappers import map_layers
 from dse_milp.mappers.space import OWN, Budget, Stop
-from dse_milp.solve import _signature, segments
 from dse_milp.traffic import Mapping
+from dse_milp.units import segments, signature
 from dse_milp.workload import Network
 
 METHODS = ("anneal", "genetic", "random")
@@ -51,6 +51,9 @@ class FusedRun:
     """Infinite if no design was found."""
     evaluations: int
     seconds: float
+    curve: tuple[tuple[float, int, float], ...] = ()
+    """(seconds, evaluations, best cost) at every improvement of the outer search, from the
+    design with every layer alone that the inner searches give."""
 
 
 def _search(method: str, genes: int, f: object, budget: Budget, seed: int) -> None:
@@ -99,7 +102,7 @@ def map_fused(method: str, network: Network, accelerator: Accelerator, objective
     start = time.perf_counter()
     layers = network.layers
     units_of = segments(network, fusion)
-    signatures = list(dict.fromkeys(_signature(s) for s in units_of))
+    signatures = list(dict.fromkeys(signature(s) for s in units_of))
     shapes = len({shape_of(layer) for layer in layers})
     units = shapes + len(signatures)
     inner_evals = None if evaluations is None else evaluations // 2  # half to the inner searches
@@ -110,18 +113,18 @@ def map_fused(method: str, network: Network, accelerator: Accelerator, objective
                        seed=seed, space=space)  # fmt: skip
     used = alone.evaluations
     by_signature: dict[tuple, tuple[float, GroupMapping | None, Segment]] = {}
-    for i, signature in enumerate(signatures):
+    for i, shared in enumerate(signatures):
         share = Budget(None if inner_evals is None else inner_evals // units,
                         None if inner_seconds is None else inner_seconds / units)  # fmt: skip
-        segment = next(s for s in units_of if _signature(s) == signature)
+        segment = next(s for s in units_of if signature(s) == shared)
         found = _group_search(method, segment, accelerator, objective, share, seed + 1 + i)
-        by_signature[signature] = (*found, segment)
+        by_signature[shared] = (*found, segment)
         used += share.used
     layer_cost = {name: run.cost for run in alone.runs for name in run.layers}
     layer_map = {name: run.mapping for run in alone.runs for name in run.layers}
     group_of: dict[tuple[int, int], tuple[float, GroupMapping | None]] = {}
     for s in units_of:
-        value, mapping, model = by_signature[_signature(s)]
+        value, mapping, model = by_signature[signature(s)]
         group_of[s.start, s.stop] = (value, None if mapping is None else _renamed(mapping, model, s))
 
     def design(x: np.ndarray) -> tuple[float, dict[str, Mapping], dict[tuple[str, str], GroupMapping]]:
@@ -147,16 +150,21 @@ def map_fused(method: str, network: Network, accelerator: Accelerator, objective
     outer = Budget(None if evaluations is None else evaluations - used,
                     None if seconds is None else max(0.0, seconds - (time.perf_counter() - start)))  # fmt: skip
 
+    curve: list[tuple[float, int, float]] = []
+
     def f(x: np.ndarray) -> float:
         outer.spend()
         total, mappings, groups = design(np.clip(np.asarray(x, dtype=float), 0.0, 1.0))
         if total < best[0]:
             best[:] = [total, mappings, groups]
+            curve.append((time.perf_counter() - start, used + outer.used, total))
         return min(total, PENALTY)
 
     best[:] = list(design(np.zeros(len(layers))))  # every layer alone: the inner results as they are
+    if math.isfinite(best[0]):
+        curve.append((time.perf_counter() - start, used, best[0]))
     _search(method, len(layers), f, outer, seed)
-    return FusedRun(best[1], best[2], best[0], used + outer.used, time.perf_counter() - start)
+    return FusedRun(best[1], best[2], best[0], used + outer.used, time.perf_counter() - start, tuple(curve))
 
 
 def _renamed(mapping: GroupMapping, model: Segment, segment: Segment) -> GroupMapping:

@@ -44,6 +44,9 @@ class SolverOptions:
     free split: compared exactly by shortest paths, or, with layouts to choose, by branch and
     bound, ``dse_milp.program``): ``dse_milp.decompose``. All exact. Off with tensors kept
     on chip."""
+    jobs: int = 1
+    """Worker processes for the candidates and the shadow prices (``dse_milp.workers``); the
+    results do not depend on it."""
     deadline: float | None = None
     """The ``time.monotonic()`` reading by which the run ends: set by ``started()`` from
     ``time_limit`` when the run begins, and shared by every step after it."""
