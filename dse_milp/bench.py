@@ -10,6 +10,8 @@ For each suite instance:
   run (the budget shared equally among the layer shapes); with fusion, the joint searches
   of ``dse_milp.heuristics`` over the whole design and, with fixed buffers, the same
   algorithms decomposed per unit, then over the boundaries (``dse_milp.mappers.fused``);
+  under a free split (``instances/suite_split.yaml``), also an outer search over the
+  complete splits with those searches inside (``dse_milp.mappers.split``);
 - an exhaustive search, where the instance is small enough (every tiling,
   order and operand levels of every layer; without fusion the optimum is the sum of the layers');
 - fixed-dataflow baselines: one stationary loop order for every layer, with the
@@ -43,6 +45,8 @@ from dse_milp.mappers import METHODS as MAPPERS
 from dse_milp.mappers import map_layers
 from dse_milp.mappers.fused import METHODS as FUSED_METHODS
 from dse_milp.mappers.fused import map_fused
+from dse_milp.mappers.split import METHODS as SPLIT_METHODS
+from dse_milp.mappers.split import map_split
 from dse_milp.report import json_text, plot_text, pyplot
 from dse_milp.solve import solve
 from dse_milp.stopping import interrupted
@@ -142,6 +146,8 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
     searches = [(m, "per layer, own space") for m in MAPPERS] if per_layer else [(m, "joint") for m in METHODS]
     if settings.fusion > 1 and accelerator.split is None:
         searches += [(m, "per unit, then boundaries") for m in FUSED_METHODS]
+    if accelerator.split is not None:
+        searches += [(m, "per split") for m in SPLIT_METHODS]
     for factor in settings.factors:
         budget = min(settings.most_seconds, max(settings.least_seconds, factor * wall))
         for method, kind in searches:
@@ -153,7 +159,13 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
             elif kind == "per unit, then boundaries":
                 fused = map_fused(method, network, accelerator, fusion=settings.fusion, seconds=budget,
                                   seed=settings.seed)  # fmt: skip
-                found, value, evaluations, curve = math.isfinite(fused.cost), fused.cost, fused.evaluations, []
+                found, value, evaluations, curve = (math.isfinite(fused.cost), fused.cost, fused.evaluations,
+                                                    list(fused.curve))  # fmt: skip
+            elif kind == "per split":
+                split = map_split(method, network, accelerator, fusion=settings.fusion, seconds=budget,
+                                  seed=settings.seed)  # fmt: skip
+                found, value, evaluations, curve = (math.isfinite(split.cost), split.cost, split.evaluations,
+                                                    list(split.curve))  # fmt: skip
             else:
                 joint = search(method, network, accelerator, fusion=settings.fusion, evaluations=10**9,
                                seconds=budget, seed=settings.seed)  # fmt: skip

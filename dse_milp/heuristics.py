@@ -289,14 +289,18 @@ def heuristic_solution(
     Layer by layer (no fusion, fixed buffers), ``method`` is one of ``dse_milp.mappers``'s,
     run on each layer on its own in ``space``, as its authors run it; with fusion and fixed
     buffers, ``random``, ``anneal`` or ``genetic`` search per unit, then over the fusion
-    boundaries (``dse_milp.mappers.fused``); under a free split they search the whole design
-    at once (this module). Its status is ``feasible`` (a search proves nothing); NoSolutionError if no
-    design found fits. The searches score bytes; with DRAM bursts the design found is
+    boundaries (``dse_milp.mappers.fused``); under a free split, over the complete splits,
+    each split tried searched so (``dse_milp.mappers.split``). ``search`` (this module)
+    searches the whole design at once, for comparison. Its status is ``feasible`` (a search
+    proves nothing); NoSolutionError if no design found fits. The searches score bytes;
+    with DRAM bursts the design found is
     reported with every feature map in ``layout``.
     """
     from dse_milp.mappers import map_layers
     from dse_milp.mappers.fused import METHODS as FUSED_METHODS
     from dse_milp.mappers.fused import map_fused
+    from dse_milp.mappers.split import METHODS as SPLIT_METHODS
+    from dse_milp.mappers.split import map_split
 
     if fusion <= 1 and accelerator.split is None:
         run = map_layers(method, network, accelerator, objective, space, evaluations, seconds, seed)
@@ -317,6 +321,14 @@ def heuristic_solution(
         sizes = {b.name: b.capacity_bytes for b in accelerator.buffers}
         design, cost_, curve = Design(fused.mappings, fused.groups, sizes), fused.cost, ()
         found, spent, version = fused.evaluations, fused.seconds, _version(method)
+    elif method in SPLIT_METHODS:
+        found_split = map_split(method, network, accelerator, objective, fusion, evaluations, seconds, seed, space)
+        if not math.isfinite(found_split.cost):
+            raise NoSolutionError(f"{method} found no design that fits in the {found_split.splits} splits it tried "
+                                  f"({found_split.evaluations} evaluations, {found_split.seconds:.2f} s)")  # fmt: skip
+        design = Design(found_split.mappings, found_split.groups, found_split.sizes)
+        cost_, curve = found_split.cost, found_split.curve
+        found, spent, version = found_split.evaluations, found_split.seconds, _version(method)
     else:
         result = search(method, network, accelerator, objective, fusion, evaluations, seconds, seed)
         if result.design is None:

@@ -56,3 +56,13 @@ def test_mlperf_tiny_outputs(name: str, shape: tuple[int, int, int]):
     last = network.layers[-1].name
     out = network.output_shapes[last]
     assert (out.channels, out.height, out.width) == shape
+
+
+def test_the_split_suite_holds_free_splits_of_bundled_networks():
+    from dse_milp.loader import load_accelerator, load_suite
+
+    entries = load_suite(NETWORKS.parent / "suite_split.yaml")
+    assert len(entries) >= 5
+    for entry in entries:
+        load_network(entry.network)
+        assert load_accelerator(entry.accelerator).split is not None, entry.name
