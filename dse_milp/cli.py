@@ -212,6 +212,16 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="two tiny instances and short budgets (for tests)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), metavar="DIR")
     _compress_parser(commands)
+    imported = commands.add_parser(
+        "import",
+        help="the network YAML of an ONNX model",
+        description="Map an ONNX model onto the network format (docs/formats.md: what each op becomes) and write "
+        "the YAML, to edit it or to see what `solve MODEL.onnx` solves.",
+    )
+    imported.add_argument("model", type=Path, metavar="MODEL.onnx")
+    imported.add_argument(
+        "--out", type=Path, default=None, metavar="NETWORK.yaml", help="write here (default: standard output)"
+    )
     return top
 
 
@@ -470,6 +480,22 @@ def _options(args: argparse.Namespace) -> SolverOptions:
     return options.started()
 
 
+def run_import(args: argparse.Namespace, console: Console) -> int:
+    from dse_milp.loader import parse_network
+    from dse_milp.onnx_import import onnx_spec
+    from dse_milp.outputs import network_yaml
+
+    check_file("--out", args.out)
+    spec = onnx_spec(args.model)
+    parse_network(spec, str(args.model))  # what solve would refuse is refused here
+    text = network_yaml(spec, f"Imported from {args.model.name} by python -m dse_milp import (docs/formats.md).")
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        write_text("--out", args.out, text)
+    return EXIT_OK
+
+
 def run_solve(args: argparse.Namespace, console: Console) -> int:
     from dse_milp.heuristics import METHODS, heuristic_solution
     from dse_milp.marginals import marginal_traffic
@@ -695,7 +721,8 @@ def _main(argv: list[str] | None) -> int:
     if not console.is_terminal:  # pipes and files get the whole table, unwrapped
         console = _Console(width=200, **plain)  # type: ignore[arg-type]
     errors = Console(stderr=True, soft_wrap=True, **plain)  # type: ignore[arg-type]
-    commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench, "compress": run_compress}
+    commands = {"solve": run_solve, "sweep": run_sweep, "bench": run_bench, "compress": run_compress,
+                "import": run_import}  # fmt: skip
     # compress keeps Ctrl-C's usual meaning (stop now; its log keeps every finished iteration)
     stops = contextlib.nullcontext() if args.command == "compress" else sigint_requests_stop()
     try:

@@ -602,6 +602,11 @@ def parse_accelerator(data: Any, source: str = "<accelerator>") -> Accelerator:
 
 
 def load_network(path: str | Path) -> Network:
+    """The network of a YAML file, or of an ONNX model (``.onnx``, ``dse_milp.onnx_import``)."""
+    if str(path).lower().endswith(".onnx"):
+        from dse_milp.onnx_import import load_onnx
+
+        return load_onnx(path)
     return parse_network(read_yaml(path), str(path))
 
 

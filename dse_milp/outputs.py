@@ -11,6 +11,9 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from dse_milp.errors import InputError
 
@@ -75,3 +78,17 @@ def silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+def network_yaml(spec: dict[str, Any], comment: str = "") -> str:
+    """``spec`` as a network YAML file in the style of the bundled ones: one line per layer,
+    names quoted where YAML needs it, ``comment`` (lines) on top."""
+
+    def flow(value: Any) -> str:
+        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16).strip()
+
+    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
+    top = {"name": spec["name"], "input": spec["input"]}
+    lines += [yaml.safe_dump(top, default_flow_style=None, sort_keys=False, width=1 << 16).strip(), "layers:"]
+    lines += [f"  - {flow(layer)}" for layer in spec["layers"]]
+    return "\n".join(lines) + "\n"

@@ -31,7 +31,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-import yaml
 from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
@@ -329,17 +328,3 @@ def _one_line(text: str) -> str:
 def network_from_torch(module: nn.Module, input_shape: tuple[int, int, int], name: str | None = None) -> Network:
     """The workload model of ``module`` (see the module docstring); an unsupported op is an InputError."""
     return trace(module, input_shape, name).network()
-
-
-def network_yaml(spec: dict[str, Any], comment: str = "") -> str:
-    """``spec`` as a network YAML file in the style of the bundled ones: one line per layer,
-    names quoted where YAML needs it, ``comment`` (lines) on top."""
-
-    def flow(value: Any) -> str:
-        return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 16).strip()
-
-    lines = [f"# {line}".rstrip() for line in comment.splitlines()]
-    top = {"name": spec["name"], "input": spec["input"]}
-    lines += [yaml.safe_dump(top, default_flow_style=None, sort_keys=False, width=1 << 16).strip(), "layers:"]
-    lines += [f"  - {flow(layer)}" for layer in spec["layers"]]
-    return "\n".join(lines) + "\n"

@@ -33,10 +33,11 @@ from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.loader import load_network
 from dse_milp.marginals import marginal_traffic
+from dse_milp.outputs import network_yaml
 from dse_milp.solve import Solution, solve
 from dse_milp.solvers import DEFAULT, SolverOptions
 from dse_milp.workload import Network
-from pruning.bridge import network_yaml, trace
+from pruning.bridge import trace
 from pruning.channels import Channels, importance, widths
 from pruning.data import DataSet
 from pruning.policies import Step, make_policy
