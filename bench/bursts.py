@@ -25,7 +25,7 @@ from pathlib import Path
 
 from dse_milp.layouts import NCHW, NHWC, Layout
 from dse_milp.loader import load_accelerator, load_network, load_suite
-from dse_milp.solve import design_results, solve
+from dse_milp.solution import design_results, solve
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYOUTS = (NCHW, NHWC, Layout("NCHW", 16))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from dse_milp.cli import BUNDLED_SUITE
 from dse_milp.loader import load_accelerator, load_network, load_suite, parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -56,7 +56,7 @@ def _run(network_name: str, accelerator_name: str, depth: int | None, burst: int
          halo: bool = False, keep: bool = False) -> dict:  # fmt: skip
     from dse_milp.halo import Halo
     from dse_milp.loader import load_accelerator, load_network
-    from dse_milp.solve import solve
+    from dse_milp.solution import solve
 
     network = load_network(ROOT / "instances" / "networks" / f"{network_name}.yaml")
     accelerator = load_accelerator(ROOT / "instances" / "accelerators" / f"{accelerator_name}.yaml")

@@ -30,7 +30,7 @@ from pathlib import Path
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError
 from dse_milp.loader import load_accelerator, load_network, load_suite
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network, load_suite
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["tiny_resnet8", "tiny_mobilenet_v1_025", "tiny_dscnn", "tiny_fc_autoencoder",

@@ -34,7 +34,7 @@ from dse_milp.caches import clear_caches
 from dse_milp.cli import BUNDLED_SUITE
 from dse_milp.loader import load_accelerator, load_network, load_suite
 from dse_milp.mappers import METHODS, SPACES, NetworkRun, map_layers
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 
 DEFAULT = ("resnet50@npu-128k", "mobilenet_v2@npu-128k", "vgg16@npu-128k", "tiny_dscnn@npu-32k")
 FACTORS = (1.0, 10.0, 100.0)

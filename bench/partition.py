@@ -26,7 +26,7 @@ import numpy as np
 from dse_milp.accelerator import Accelerator, Energy, free_split, unified_buffer
 from dse_milp.candidates import bank_counts, generate
 from dse_milp.loader import load_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORKS = [

@@ -23,7 +23,7 @@ from pathlib import Path
 from dse_milp.caches import clear_caches
 from dse_milp.cli import BUNDLED_SUITE
 from dse_milp.loader import load_accelerator, load_network, load_suite
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import SolverOptions
 
 

@@ -15,7 +15,6 @@ import re
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -24,10 +23,11 @@ from typing import NoReturn
 from rich.console import Console
 
 from dse_milp.accelerator import Accelerator
+from dse_milp.api import BUNDLED_SUITE
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError, InfeasibleError, InputError, InterruptedRun, NoSolutionError, show
 from dse_milp.halo import Halo, halo_modes
-from dse_milp.layouts import AUTO, NCHW, Layout
+from dse_milp.layouts import AUTO, Layout
 from dse_milp.loader import burst_bytes, load_accelerator, load_network, load_suite
 from dse_milp.mappers import METHODS as MAPPERS
 from dse_milp.mappers import SPACES
@@ -39,8 +39,6 @@ from dse_milp.workload import Network
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_TIME_LIMIT = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
-
-BUNDLED_SUITE = Path(__file__).resolve().parent.parent / "instances" / "suite.yaml"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -173,6 +171,13 @@ def parser() -> argparse.ArgumentParser:
     )
     solve.add_argument("--quiet", action="store_true", help="print the totals only, not the per-layer table")
     solve.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="draw each layer's DRAM bytes by kind of transfer, the fused groups and the compulsory traffic",
+    )
+    solve.add_argument(
         "--layout",
         type=_layout,
         default=AUTO,
@@ -210,6 +215,13 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--jobs", type=_number(int, "[1, 256]"), default=1, help="instances run in parallel processes")
     bench.add_argument("--seed", type=_number(int, SEEDS), default=0, help=f"in {SEEDS} (default 0)")
     bench.add_argument("--quick", action="store_true", help="two tiny instances and short budgets (for tests)")
+    bench.add_argument(
+        "--peers",
+        nargs="+",
+        choices=["zigzag"],
+        default=[],
+        help="also run a peer mapper on every layer shape: zigzag (ZigZag's LOMA; the optional extra 'peers')",
+    )
     bench.add_argument("--out", type=Path, default=Path("bench-results"), metavar="DIR")
     _compress_parser(commands)
     imported = commands.add_parser(
@@ -497,49 +509,40 @@ def run_import(args: argparse.Namespace, console: Console) -> int:
 
 
 def run_solve(args: argparse.Namespace, console: Console) -> int:
-    from dse_milp.heuristics import METHODS, heuristic_solution
-    from dse_milp.marginals import marginal_traffic
+    from dse_milp.api import solve
     from dse_milp.report import json_text, print_solution, solution_record, stopped_record
-    from dse_milp.solve import solve
 
     options = _options(args)
     network, accelerator = _load(args)
     check_file("--out", args.out)
-    settings = {"objective": args.objective, "solver": args.solver, "options": options, "fusion": args.fusion,
-                "layout": args.layout}  # fmt: skip
-    if args.method != "milp" and (args.marginals or len(args.objective) > 1):
-        raise InputError(["--method: a heuristic search takes one objective and no --marginals"])
-    if args.method not in ("milp", *METHODS) and (args.fusion > 1 or accelerator.split is not None):
-        raise InputError([f"--method {args.method}: searches layer by layer only; with --fusion or a free split use "
-                          f"{', '.join(METHODS)}"])  # fmt: skip
+    check_file("--plot", args.plot)
+    if args.plot is not None:
+        _plot_format(args.plot)
     try:
-        if args.method != "milp":
-            solution = heuristic_solution(
-                args.method, network, accelerator, args.objective[0], args.fusion, args.evaluations,
-                options.seconds_left(), args.seed, NCHW if args.layout == AUTO else args.layout, args.space,
-            )  # fmt: skip
-        else:
-            solution = solve(network, accelerator, **settings)
+        solution = solve(
+            network, accelerator, objective=args.objective, fusion=args.fusion, solver=args.solver,
+            time_limit=options.seconds_left(), mip_gap=args.mip_gap, threads=args.threads, seed=args.seed,
+            jobs=args.jobs, decompose=not args.no_decompose, layout=args.layout, method=args.method,
+            space=args.space, evaluations=args.evaluations, marginals=args.marginals,
+        )  # fmt: skip
     except (InterruptedRun, NoSolutionError) as exc:
         if args.out is not None:
             status = "interrupted" if isinstance(exc, InterruptedRun) else "no_solution"
             write_text("--out", args.out, json_text(stopped_record(network.name, accelerator.name, status, str(exc))))
         raise
-    if args.marginals and args.method == "milp":
-        start = time.perf_counter()
-        try:
-            marginals = marginal_traffic(solution, **settings)
-        except (InterruptedRun, NoSolutionError) as exc:
-            solution = replace(solution, notes=(*solution.notes, f"marginals skipped: {exc}"))
-        else:
-            seconds = solution.seconds | {"marginals": time.perf_counter() - start}
-            solution = replace(solution, marginals=marginals, seconds=seconds)
     failed: InputError | None = None
     if args.out is not None:  # first: a closed or broken standard output must not lose it
         try:
             write_text("--out", args.out, json_text(solution_record(solution)))
         except InputError as exc:
             failed = exc
+    if args.plot is not None:
+        from dse_milp.solution_plot import plot_solution
+
+        try:
+            plot_solution(solution, args.plot)
+        except OSError as exc:
+            failed = failed or InputError([f"--plot: cannot write {str(args.plot)!r} ({exc.strerror or exc})"])
     print_solution(solution, console, table=not args.quiet)
     if failed is not None:
         raise failed
@@ -558,8 +561,9 @@ def _plot_format(path: Path) -> None:
 
 
 def run_sweep(args: argparse.Namespace, console: Console) -> int:
+    from dse_milp.api import sweep
     from dse_milp.report import human_bytes, progress_bar
-    from dse_milp.sweep import capacities, plot, run_sweep, write_csv
+    from dse_milp.sweeps import capacities, plot, write_csv
 
     options = _options(args)
     network, accelerator = _load(args)
@@ -572,9 +576,10 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
     runs = len(totals) * (2 if args.fusion > 1 else 1)
     with progress_bar(console) as progress:
         task = progress.add_task(f"sweeping {network.name} on {accelerator.name}", total=runs)
-        points = run_sweep(
-            network, accelerator, totals, args.fusion, args.objective, args.solver, options,
-            advance=lambda: progress.advance(task),
+        points = sweep(
+            network, accelerator, totals, fusion=args.fusion, objective=args.objective, solver=args.solver,
+            time_limit=options.seconds_left(), mip_gap=args.mip_gap, threads=args.threads, seed=args.seed,
+            jobs=args.jobs, decompose=not args.no_decompose, advance=lambda: progress.advance(task),
         )  # fmt: skip
     failed: list[str] = []  # the points are printed even when a file cannot be written
     for option, path, write in (
@@ -602,23 +607,26 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-QUICK = ("tiny_dscnn@npu-32k", "tiny_resnet8@npu-32k")
-
-
 def run_bench(args: argparse.Namespace, console: Console) -> int:
-    from dse_milp.bench import BenchSettings, markdown, run_bench, write
+    from dse_milp.api import bench
+    from dse_milp.benchmark import QUICK, markdown, write
     from dse_milp.report import progress_bar
 
     entries = load_suite(args.suite)
     if args.quick:
         entries = [e for e in entries if e.name in QUICK] or entries[:2]
-        settings = BenchSettings(fusion=args.fusion, least_seconds=0.05, most_seconds=1.0, seed=args.seed)
-    else:
-        settings = BenchSettings(fusion=args.fusion, seed=args.seed)
     check_folder("--out", args.out)
+    peers = list(args.peers)
+    if "zigzag" in peers:
+        from dse_milp.peers.zigzag import zigzag_available
+
+        if not zigzag_available():
+            console.print("peers: zigzag is not installed (pip install -e '.[peers]'): skipped")
+            peers.remove("zigzag")
     with progress_bar(console) as progress:
         task = progress.add_task(f"benchmarking {len(entries)} instances", total=len(entries))
-        records = run_bench(entries, settings, args.jobs, advance=lambda: progress.advance(task))
+        records = bench(entries, fusion=args.fusion, jobs=args.jobs, seed=args.seed, quick=args.quick,
+                        peers=peers, advance=lambda: progress.advance(task))  # fmt: skip
     written = write(records, args.out)
     console.print(markdown(records))
     console.print(f"wrote {len(written)} files under {args.out}")

@@ -36,7 +36,7 @@ from dse_milp.errors import NoSolutionError, show
 from dse_milp.fusion import GroupMapping, Segment, fusible, group_cost, group_objective
 from dse_milp.layouts import NCHW, Layout
 from dse_milp.levels import OPERANDS
-from dse_milp.solve import Solution, design_results
+from dse_milp.solution import Solution, design_results
 from dse_milp.solvers import SolveResult, Status
 from dse_milp.stopping import interrupted
 from dse_milp.traffic import INNERMOST, LOOPS, ORDERS, Levels, Mapping, Tiling, exposed, footprint, traffic

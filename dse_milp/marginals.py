@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from dse_milp.errors import NoSolutionError
-from dse_milp.solve import Solution, solve
+from dse_milp.solution import Solution, solve
 from dse_milp.solvers import Status
 from dse_milp.workload import NETWORK_INPUT, Layer, LayerKind, Network, Shape
 
@@ -94,7 +94,7 @@ def marginal_traffic(
 ) -> dict[str, float | None]:
     """DRAM bytes saved by removing one output channel of each layer, mapping re-optimised.
 
-    ``settings`` are the keyword arguments of ``dse_milp.solve.solve`` that gave
+    ``settings`` are the keyword arguments of ``dse_milp.solution.solve`` that gave
     ``solution`` (objective, solver, options, fusion). Layers whose channel takes
     the same coupled tensors with it share one re-solve; candidates of unchanged
     layers and groups are reused. ``advance`` is called after each layer.

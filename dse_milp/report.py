@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from dse_milp.layouts import AUTO, Layouts
-from dse_milp.solve import GroupResult, LayerResult, Solution
+from dse_milp.solution import GroupResult, LayerResult, Solution
 from dse_milp.traffic import Traffic
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.errors import InputError
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.workload import Network
 from pruning.bridge import trace
 from pruning.channels import rebuild

@@ -34,7 +34,7 @@ from dse_milp.cost import Objective
 from dse_milp.loader import load_network
 from dse_milp.marginals import marginal_traffic
 from dse_milp.outputs import network_yaml
-from dse_milp.solve import Solution, solve
+from dse_milp.solution import Solution, solve
 from dse_milp.solvers import DEFAULT, SolverOptions
 from dse_milp.workload import Network
 from pruning.bridge import trace

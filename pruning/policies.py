@@ -37,7 +37,7 @@ import torch_pruning as tp
 
 from dse_milp.errors import DseError
 from dse_milp.marginals import coupled_tensors
-from dse_milp.solve import Solution
+from dse_milp.solution import Solution
 from dse_milp.solvers import SolverOptions, get_backend
 from formulations.knapsack import build_knapsack, chosen_counts, hold_saving
 from pruning.channels import Channels, Group

@@ -43,7 +43,7 @@ from dse_milp.check import check_mappings
 from dse_milp.cost import Objective
 from dse_milp.errors import DseError
 from dse_milp.marginals import without_channels
-from dse_milp.solve import GroupResult, Solution
+from dse_milp.solution import GroupResult, Solution
 from dse_milp.traffic import Mapping, Tiling
 from dse_milp.workload import Network
 

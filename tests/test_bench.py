@@ -33,9 +33,9 @@ def test_exhaustive_baseline_equals_the_program_on_tiny_networks():
     import random
 
     from dse_milp.accelerator import Accelerator, Energy, unified_buffer
-    from dse_milp.bench import exhaustive
+    from dse_milp.benchmark import exhaustive
     from dse_milp.loader import parse_network
-    from dse_milp.solve import solve
+    from dse_milp.solution import solve
     from tests.layers import random_network_spec
 
     energy = Energy(20.0, 0.6, 0.2)

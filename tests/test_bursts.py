@@ -19,7 +19,7 @@ from dse_milp.layouts import NCHW, NHWC, Layout, Layouts, input_spans
 from dse_milp.passes import pass_bursts
 from dse_milp.simulate import _bursts as element_bursts
 from dse_milp.simulate import simulate, simulate_group_bursts
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.traffic import ORDERS, Levels, Mapping, Tiling, Traffic, traffic
 from dse_milp.units import segments
 from dse_milp.workload import Layer, LayerKind, Precision, Shape

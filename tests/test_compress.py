@@ -15,7 +15,7 @@ pytest.importorskip("torch_pruning")
 
 from dse_milp.cli import EXIT_INFEASIBLE, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_OK, main  # noqa: E402
 from dse_milp.loader import load_accelerator, load_network  # noqa: E402
-from dse_milp.solve import solve  # noqa: E402
+from dse_milp.solution import solve  # noqa: E402
 from pruning.bridge import network_from_torch  # noqa: E402
 from pruning.channels import rebuild  # noqa: E402
 from pruning.compress import Training, compress, prepare  # noqa: E402

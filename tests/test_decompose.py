@@ -18,7 +18,7 @@ from dse_milp.cost import Objective
 from dse_milp.decompose import best_of_each_unit, better, complete_splits, split_bounds
 from dse_milp.errors import InfeasibleError
 from dse_milp.loader import parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import SolverOptions, Status, get_backend
 from dse_milp.units import build_problem
 from dse_milp.workload import Network

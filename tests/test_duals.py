@@ -15,7 +15,7 @@ from dse_milp.cost import Objective
 from dse_milp.duals import UNBOUNDED, unit_lp
 from dse_milp.fusion import GroupMapping, group_cost
 from dse_milp.loader import load_accelerator, load_network, parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.units import build_problem, segments
 from formulations import MappingProblem
 from tests.brute_force import residency_choices

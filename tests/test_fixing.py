@@ -79,7 +79,7 @@ def test_one_layout_bounds_the_optimum_and_fixing_against_it_keeps_the_answer(mo
     from dataclasses import replace
     from pathlib import Path
 
-    import dse_milp.solve as solve_module
+    import dse_milp.solution as solve_module
     from dse_milp.burst_candidates import AUTO_LAYOUTS
     from dse_milp.cost import Objective
     from dse_milp.loader import load_accelerator, load_network

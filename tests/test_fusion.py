@@ -24,7 +24,7 @@ from dse_milp.fusion import (
 from dse_milp.halo import Halo
 from dse_milp.loader import parse_network
 from dse_milp.simulate import simulate_group
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import SolverOptions, Status
 from dse_milp.units import build_problem, segments
 from dse_milp.workload import Network, Operand

@@ -16,7 +16,7 @@ from dse_milp.cli import EXIT_OK, main
 from dse_milp.halo import Halo
 from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import load_accelerator, load_network, parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from tests.brute_force import best_network_cost
 from tests.layers import random_network_spec
 

@@ -25,7 +25,7 @@ from dse_milp.halo import Halo
 from dse_milp.layouts import NCHW, NHWC, Layouts
 from dse_milp.loader import load_accelerator, load_network
 from dse_milp.simulate import simulate_group, simulate_group_bursts
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import Status
 from dse_milp.traffic import traffic
 from dse_milp.units import build_problem, segments

@@ -15,7 +15,7 @@ from dse_milp.accelerator import Accelerator, free_split, separate_buffers, unif
 from dse_milp.candidates import generate
 from dse_milp.cost import Objective, cost
 from dse_milp.loader import parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import Status
 from dse_milp.traffic import Levels, Mapping, Tiling, exposed, traffic
 from dse_milp.workload import Layer, LayerKind, Precision

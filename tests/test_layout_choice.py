@@ -14,7 +14,7 @@ from dse_milp.check import check_mappings
 from dse_milp.cost import Objective
 from dse_milp.layouts import NCHW, Layout, Layouts
 from dse_milp.loader import parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import SolverOptions, get_backend
 from dse_milp.traffic import Mapping, Tiling, Traffic, traffic
 from dse_milp.units import build_problem

@@ -22,7 +22,7 @@ from dse_milp.mappers.fused import map_fused
 from dse_milp.mappers.loma import allocations, loma, loop_prime_factors
 from dse_milp.mappers.space import Stop, Tracker, divisors, prime_factors
 from dse_milp.mappers.timeloop import random_pruned
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.traffic import LOOPS
 from dse_milp.workload import Layer
 from tests.brute_force import every_mapping

@@ -9,7 +9,7 @@ import yaml
 
 from dse_milp.loader import load_accelerator, load_network, parse_network
 from dse_milp.marginals import coupled_tensors, marginal_traffic, without_channels
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,7 +14,7 @@ from dse_milp.check import check_mappings
 from dse_milp.cost import Objective
 from dse_milp.errors import InfeasibleError
 from dse_milp.loader import load_accelerator, load_network, parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import BACKENDS, SolveResult, SolverOptions, Status
 from tests.brute_force import best_network_cost
 from tests.layers import random_network_spec

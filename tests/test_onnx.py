@@ -23,7 +23,7 @@ from dse_milp.cli import EXIT_INPUT, EXIT_OK, main  # noqa: E402
 from dse_milp.errors import InputError  # noqa: E402
 from dse_milp.loader import load_accelerator, load_network, parse_network  # noqa: E402
 from dse_milp.onnx_import import onnx_spec  # noqa: E402
-from dse_milp.solve import solve  # noqa: E402
+from dse_milp.solution import solve  # noqa: E402
 from dse_milp.workload import Network  # noqa: E402
 from pruning.bridge import network_from_torch  # noqa: E402
 from pruning.models import load_model  # noqa: E402

@@ -13,7 +13,7 @@ from dse_milp.candidates import generate, non_dominated, split_front
 from dse_milp.cost import Objective
 from dse_milp.errors import InfeasibleError
 from dse_milp.loader import load_accelerator, load_network, parse_network
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import SolverOptions, Status
 from tests.layers import random_free_split, random_network_spec
 

@@ -14,7 +14,7 @@ import itertools
 from dse_milp.cost import Objective
 from dse_milp.loader import load_accelerator, load_network
 from dse_milp.marginals import marginal_traffic, without_channels
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from pruning.predict import kept_mapping_saving, predicted_savings, predicted_step
 
 ROOT = Path(__file__).resolve().parent.parent

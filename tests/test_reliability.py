@@ -23,7 +23,7 @@ import yaml
 from dse_milp.cli import EXIT_INFEASIBLE, EXIT_INPUT, EXIT_OK, EXIT_TIME_LIMIT, main
 from dse_milp.errors import InfeasibleError, InterruptedRun
 from dse_milp.loader import load_accelerator, load_network, parse_accelerator
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import SolverOptions
 from dse_milp.stopping import sigint_requests_stop
 
@@ -127,7 +127,7 @@ def test_an_out_that_cannot_be_written_is_found_before_solving(tmp_path, capsys,
     path = {"folder": tmp_path, "missing folder": tmp_path / "no" / "r.json", "file in a file": tmp_path / "file" / "r",
             "name too long": tmp_path / ("x" * 300 + ".json")}  # fmt: skip
     path = path[where]
-    monkeypatch.setattr("dse_milp.solve.solve", lambda *a, **k: pytest.fail("solved before checking --out"))
+    monkeypatch.setattr("dse_milp.solution.solve", lambda *a, **k: pytest.fail("solved before checking --out"))
     assert main(["solve", str(DSCNN), str(NPU32), "--out", str(path)]) == EXIT_INPUT
     (line,) = error_lines(capsys)
     assert line.startswith(f"error: --out: cannot write '{path}' (")
@@ -301,7 +301,7 @@ def ctrl_c_raises() -> Iterator[None]:
 def test_ctrl_c_during_the_tie_break_keeps_the_mappings_found(monkeypatch):
     """Ctrl-C after the solver, while the tiles are being coarsened: the rest of the units keep
     the program's own mappings (the same traffic), at once, and the note says how many."""
-    import dse_milp.solve as solving
+    import dse_milp.solution as solving
     from dse_milp import stopping
 
     network, accelerator = load_network(DSCNN), load_accelerator(NPU32)

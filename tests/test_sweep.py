@@ -10,7 +10,7 @@ import pytest
 
 from dse_milp.cli import EXIT_INPUT, EXIT_OK, main
 from dse_milp.loader import load_accelerator
-from dse_milp.sweep import capacities, with_capacity
+from dse_milp.sweeps import capacities, with_capacity
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,7 +13,7 @@ from dse_milp.errors import InputError  # noqa: E402
 from dse_milp.loader import load_accelerator, load_network, parse_network  # noqa: E402
 from dse_milp.marginals import without_channels  # noqa: E402
 from dse_milp.outputs import network_yaml  # noqa: E402
-from dse_milp.solve import solve  # noqa: E402
+from dse_milp.solution import solve  # noqa: E402
 from pruning.bridge import network_from_torch, trace  # noqa: E402
 from pruning.channels import Channels, rebuild, widths  # noqa: E402
 from pruning.models import MODELS, ORIGINALS, load_model  # noqa: E402

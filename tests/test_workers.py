@@ -22,7 +22,7 @@ from dse_milp.errors import DseError, NoSolutionError
 from dse_milp.halo import Halo
 from dse_milp.loader import load_accelerator, load_network
 from dse_milp.report import solution_record
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.solvers import SolverOptions
 from dse_milp.stopping import deadline_after, sigint_requests_stop, stop_reason
 from dse_milp.workers import ordered

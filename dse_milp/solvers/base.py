@@ -81,7 +81,7 @@ class SolveResult:
         """Relative gap between the solution and the proven bound."""
         if self.objective is None or self.bound is None or not math.isfinite(self.bound):
             return None
-        if self.objective <= self.bound:  # at the bound, or below it (see ``dse_milp.solve``: coarsened in bursts)
+        if self.objective <= self.bound:  # at the bound, or below it (see ``dse_milp.solution``: coarsened in bursts)
             return 0.0
         return abs(self.objective - self.bound) / max(abs(self.objective), 1e-12)
 

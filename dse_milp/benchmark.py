@@ -48,7 +48,7 @@ from dse_milp.mappers.fused import map_fused
 from dse_milp.mappers.split import METHODS as SPLIT_METHODS
 from dse_milp.mappers.split import map_split
 from dse_milp.report import json_text, plot_text, pyplot
-from dse_milp.solve import solve
+from dse_milp.solution import solve
 from dse_milp.stopping import interrupted
 from dse_milp.traffic import LOOPS, ORDERS, Levels, Mapping, Tiling, footprint, traffic
 from dse_milp.workload import Operand
@@ -62,6 +62,8 @@ ORDER_NAMES = dict(zip(STATIONARY_ORDERS, ("weight-stationary", "output-stationa
 @dataclass(frozen=True)
 class BenchSettings:
     fusion: int = 0
+    peers: tuple[str, ...] = ()
+    """Peer mappers run on every layer shape beside the program (``dse_milp.peers``): ``zigzag``."""
     factors: tuple[float, ...] = (1.0, 10.0)
     """Heuristic time budgets, as multiples of the program's wall time."""
     least_seconds: float = 0.2
@@ -69,6 +71,10 @@ class BenchSettings:
     most_seconds: float = 120.0
     """No heuristic budget is longer than this."""
     seed: int = 0
+
+
+QUICK = ("tiny_dscnn@npu-32k", "tiny_resnet8@npu-32k")
+"""The instances of ``bench --quick``."""
 
 
 def exhaustive(network: Any, accelerator: Any) -> float | None:
@@ -187,6 +193,10 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
         record["baselines"].append({"baseline": "no fusion", "dram_bytes": alone})
     record["exhaustive"] = exhaustive(network, accelerator) if settings.fusion <= 1 else None
     record["program_wall_seconds"] = wall
+    if "zigzag" in settings.peers:
+        from dse_milp.peers.compare import compare_zigzag
+
+        record["peers"] = [compare_zigzag(network, accelerator)]
     return record
 
 
@@ -245,7 +255,34 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
             lines.append(f"| {rec['instance']} | {b['baseline']} | {cells} |")
         if rec["exhaustive"] is not None:
             lines.append(f"| {rec['instance']} | exhaustive search | {rec['exhaustive']:,.0f} | (equal: a check) |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + peers(records)) + "\n"
+
+
+def peers(records: Sequence[dict[str, Any]]) -> list[str]:
+    """The peers' table (``dse_milp.peers.compare``), and a loud line for every layer where a
+    peer's mapping moves less in our own model than the program's least: a hole in our space."""
+    runs = [(rec["instance"], p) for rec in records for p in rec.get("peers", [])]
+    if not runs:
+        return []
+    lines = ["", "| instance | peer | its DRAM bytes (its model) | program's least | its / program | same layers "
+             "in our model: it | program | layers representable | its s | not representable |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
+    loud = []
+    for instance, p in runs:
+        if "skipped" in p:
+            lines.append(f"| {instance} | {p['peer']} | skipped: {p['skipped']} | | | | | | | |")
+            continue
+        total = sum(len(r["layers"]) for r in p["layers"])
+        odd = "; ".join(f"{r['layers'][0]}: {r['not_representable']}" for r in p["layers"] if r["not_representable"])
+        lines.append(
+            f"| {instance} | {p['peer']} ({p['criterion']}, lpf_limit {p['lpf_limit']}) | {p['zigzag_bytes']:,.0f} "
+            f"| {p['program_least_bytes']:,.0f} | {p['zigzag_bytes'] / p['program_least_bytes']:.3f} "
+            f"| {p['zigzag_in_our_model_bytes']:,.0f} | {p['program_least_representable_bytes']:,.0f} "
+            f"| {p['representable_layers']} of {total} | {p['zigzag_seconds']:.1f} | {odd or '-'} |"
+        )
+        loud += [f"**{p['peer']} beats the program's least traffic on {instance}, layer {name}, in our own "
+                 "model: a hole in the program's mapping space.**" for name in p["beats_program"]]  # fmt: skip
+    return lines + (["", *loud] if loud else [])
 
 
 def summary(records: Sequence[dict[str, Any]]) -> str:

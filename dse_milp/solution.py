@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from dse_milp.accelerator import Accelerator, sized
 from dse_milp.burst_candidates import AUTO_LAYOUTS
@@ -143,6 +144,23 @@ class Solution:
     @property
     def energy_pj(self) -> float:
         return sum(r.energy_pj for r in (*self.layers, *self.groups) if r.energy_pj is not None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON result, as ``solve --out`` writes it (keys in README.md)."""
+        from dse_milp.report import solution_record
+
+        return solution_record(self)
+
+    def layers_frame(self) -> Any:
+        """One row per layer (a pandas DataFrame; pandas is not a dependency): its name, kind,
+        fused group, tiles, order, DRAM bytes by kind and in total, buffer bytes, latency,
+        energy and shadow prices, flattened from ``to_dict()``'s layers (``tiles.m``,
+        ``dram_bytes.total``, ``shadow_price.unified``, ...)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Solution.layers_frame needs pandas (pip install pandas)") from None
+        return pd.json_normalize(self.to_dict()["layers"], sep=".")
 
 
 def layout_choices(accelerator: Accelerator, layout: Layout | str) -> tuple[Layout, ...]:

@@ -22,7 +22,7 @@ from dse_milp.cost import Objective
 from dse_milp.errors import InfeasibleError, InterruptedRun, NoSolutionError
 from dse_milp.loader import MAX_BANKS
 from dse_milp.report import plot_text, pyplot
-from dse_milp.solve import compulsory_bytes, solve
+from dse_milp.solution import compulsory_bytes, solve
 from dse_milp.solvers import SolverOptions
 from dse_milp.stopping import interrupted
 from dse_milp.workload import Network

@@ -1,0 +1,1 @@
+"""Adapters that run other mapping tools (peers) on our layers and bring their mappings back into our model."""
