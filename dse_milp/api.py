@@ -16,10 +16,12 @@ from typing import Any
 from dse_milp.accelerator import Accelerator
 from dse_milp.cost import Objective
 from dse_milp.errors import InputError, InterruptedRun, NoSolutionError
+from dse_milp.executors import Executor
 from dse_milp.layouts import AUTO, NCHW, Layout
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network, load_suite
 from dse_milp.solution import Solution
 from dse_milp.solvers import DEFAULT, SolverOptions
+from dse_milp.sweeps import Grid, SweepPoint
 from dse_milp.workload import Network
 
 BUNDLED_SUITE = Path(__file__).resolve().parent.parent / "instances" / "suite.yaml"
@@ -122,9 +124,9 @@ def solve(
 
 
 def sweep(
-    network: Network | str | Path,
+    network: Network | str | Path | Sequence[Network | str | Path],
     accelerator: Accelerator | str | Path,
-    capacities: Sequence[int] | None = None,
+    capacities: Sequence[int] | Grid | None = None,
     *,
     low: int = 16 * 1024,
     high: int = 1024 * 1024,
@@ -138,12 +140,16 @@ def sweep(
     seed: int = 0,
     jobs: int = 1,
     decompose: bool = True,
+    executor: Executor | None = None,
     advance: Callable[[], None] = lambda: None,
-) -> list[Any]:
-    """The least traffic of ``network`` at each total buffer capacity (bytes): ``capacities``,
-    or ``points`` log-spaced from ``low`` to ``high``; without fusion and, if ``fusion`` is 2
-    or more, with it. Each point (``dse_milp.sweeps.SweepPoint``) has the capacity, the DRAM
-    bytes (None where nothing fits), the status and the compulsory traffic."""
+) -> list[SweepPoint]:
+    """The least traffic of each network (one, or a list) at each design point: the total
+    buffer ``capacities`` (bytes), or ``points`` of them log-spaced from ``low`` to ``high``, or a
+    ``dse_milp.sweeps.Grid`` over capacities, bank sizes, DRAM bandwidths and MAC counts;
+    without fusion and, if ``fusion`` is 2 or more, with it. Each point has its parameters,
+    DRAM bytes (None where nothing fits), status, latency and energy. ``executor``: where the
+    points run (``dse_milp.executors``: here by default, or Dask); the same points, in the same
+    order, either way."""
     from dse_milp.sweeps import capacities as spaced
     from dse_milp.sweeps import run_sweep
 
@@ -153,9 +159,12 @@ def sweep(
         capacities = spaced(low, high, points)
     options = SolverOptions(time_limit=time_limit, mip_gap=mip_gap, threads=threads, seed=seed, jobs=jobs,
                             decompose=decompose).started()  # fmt: skip
-    net = _network(network)
-    return run_sweep(net, _accelerator(accelerator), list(capacities), _fusion(fusion, net), objectives(objective),
-                     solver, options, advance)  # fmt: skip
+    many = network if isinstance(network, Sequence) and not isinstance(network, str) else [network]
+    networks = [_network(n) for n in many]  # type: ignore[arg-type]
+    depth = max(_fusion(fusion, n) for n in networks)
+    grid = capacities if isinstance(capacities, Grid) else Grid(tuple(capacities))
+    return run_sweep(networks, _accelerator(accelerator), grid, depth, objectives(objective), solver, options,
+                     advance, executor)  # fmt: skip
 
 
 def bench(
@@ -166,13 +175,15 @@ def bench(
     seed: int = 0,
     quick: bool = False,
     peers: Sequence[str] = (),
+    executor: Executor | None = None,
     advance: Callable[[], None] = lambda: None,
 ) -> list[dict[str, Any]]:
     """The program against the heuristic searches and fixed dataflows on every instance of
     ``suite`` (a suite file, or its entries), ``jobs`` instances at a time: one record per
     instance, as ``results.json`` holds them (``dse_milp.benchmark``). ``quick``: two tiny
     instances and short budgets. ``peers``: ``("zigzag",)`` also runs ZigZag on every layer
-    shape (``dse_milp.peers.compare``; needs the ``peers`` extra)."""
+    shape (``dse_milp.peers.compare``; needs the ``peers`` extra). ``executor``: where the
+    instances run (``dse_milp.executors``; ``jobs`` local processes by default)."""
     from dse_milp.benchmark import QUICK, BenchSettings, run_bench
 
     entries = list(suite) if not isinstance(suite, str | Path) else load_suite(suite)
@@ -181,4 +192,4 @@ def bench(
         settings = BenchSettings(fusion=fusion, least_seconds=0.05, most_seconds=1.0, seed=seed, peers=tuple(peers))
     else:
         settings = BenchSettings(fusion=fusion, seed=seed, peers=tuple(peers))
-    return run_bench(entries, settings, jobs, advance)
+    return run_bench(entries, settings, jobs, advance, executor)

@@ -25,12 +25,11 @@ heuristics search bytes, so the comparison is in bytes; bench/bursts.py has the 
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import math
-import signal
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ import numpy as np
 
 from dse_milp.caches import clear_caches
 from dse_milp.candidates import STATIONARY_ORDERS, least_traffic_for_order
+from dse_milp.executors import Executor
 from dse_milp.heuristics import METHODS, search
 from dse_milp.loader import SuiteEntry, load_accelerator, load_network
 from dse_milp.mappers import METHODS as MAPPERS
@@ -49,7 +49,6 @@ from dse_milp.mappers.split import METHODS as SPLIT_METHODS
 from dse_milp.mappers.split import map_split
 from dse_milp.report import json_text, plot_text, pyplot
 from dse_milp.solution import solve
-from dse_milp.stopping import interrupted
 from dse_milp.traffic import LOOPS, ORDERS, Levels, Mapping, Tiling, footprint, traffic
 from dse_milp.workload import Operand
 
@@ -201,33 +200,17 @@ def run_instance(entry: SuiteEntry, settings: BenchSettings) -> dict[str, Any]:
 
 
 def run_bench(
-    entries: Sequence[SuiteEntry], settings: BenchSettings, jobs: int = 1, advance: Callable[[], None] = lambda: None
+    entries: Sequence[SuiteEntry],
+    settings: BenchSettings,
+    jobs: int = 1,
+    advance: Callable[[], None] = lambda: None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
-    """Every instance, in ``jobs`` worker processes; results in suite order. After Ctrl-C (see
-    ``dse_milp.stopping``) it returns the instances finished before it, fewer than ``entries``:
-    an instance running at that moment is left out, as its budgets were cut short."""
-    records: list[dict[str, Any]] = []
-    if jobs <= 1:
-        for entry in entries:
-            record = run_instance(entry, settings)
-            if interrupted():
-                break
-            records.append(record)
-            advance()
-        return records
-    with ProcessPoolExecutor(
-        max_workers=jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)
-    ) as pool:
-        futures = [pool.submit(run_instance, entry, settings) for entry in entries]
-        for future in futures:
-            while not future.done() and not interrupted():
-                wait([future], timeout=0.1)
-            if interrupted():
-                pool.shutdown(wait=False, cancel_futures=True)
-                break
-            records.append(future.result())
-            advance()
-    return records
+    """Every instance, on ``executor`` (``jobs`` local worker processes by default); results in
+    suite order. After Ctrl-C (see ``dse_milp.stopping``) it returns the instances finished
+    before it, fewer than ``entries``: an instance running at that moment is left out, as its
+    budgets were cut short."""
+    return (executor or Executor(jobs=jobs)).run(functools.partial(run_instance, settings=settings), entries, advance)
 
 
 def markdown(records: Sequence[dict[str, Any]]) -> str:
@@ -265,7 +248,7 @@ def peers(records: Sequence[dict[str, Any]]) -> list[str]:
     if not runs:
         return []
     lines = ["", "| instance | peer | its DRAM bytes (its model) | program's least | its / program | same layers "
-             "in our model: it | program | layers representable | its s | not representable |",
+             "in our model: it | program | layers scored (not fitting ours) | its s | not representable |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]  # fmt: skip
     loud = []
     for instance, p in runs:
@@ -278,7 +261,8 @@ def peers(records: Sequence[dict[str, Any]]) -> list[str]:
             f"| {instance} | {p['peer']} ({p['criterion']}, lpf_limit {p['lpf_limit']}) | {p['zigzag_bytes']:,.0f} "
             f"| {p['program_least_bytes']:,.0f} | {p['zigzag_bytes'] / p['program_least_bytes']:.3f} "
             f"| {p['zigzag_in_our_model_bytes']:,.0f} | {p['program_least_representable_bytes']:,.0f} "
-            f"| {p['representable_layers']} of {total} | {p['zigzag_seconds']:.1f} | {odd or '-'} |"
+            f"| {p['representable_layers']} of {total} ({p['not_fitting_layers']}) | {p['zigzag_seconds']:.1f} "
+            f"| {odd or '-'} |"
         )
         loud += [f"**{p['peer']} beats the program's least traffic on {instance}, layer {name}, in our own "
                  "model: a hole in the program's mapping space.**" for name in p["beats_program"]]  # fmt: skip

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from rich.console import Console
 
@@ -198,6 +198,27 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--points", type=_number(int, "[1, 1000]"), default=7, help="capacities to solve, up to 1000 (default 7)"
     )
+    sweep.add_argument(
+        "--capacities", type=_list(_size_argument), default=None, metavar="SIZES",
+        help="total buffer sizes to solve, comma-separated, in place of --min/--max/--points (16KiB,64KiB)",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--banks", type=_list(_size_argument), default=None, metavar="SIZES",
+        help="a free split's bank sizes, comma-separated: a grid with the capacities (4KiB,8KiB)",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--bandwidths", type=_list(_number(float, "(0, 1000000]")), default=None, metavar="B/CYCLE",
+        help="DRAM bandwidths in bytes per cycle, comma-separated: a grid with the rest",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--macs", type=_list(_number(int, "[1, 1000000000]")), default=None, metavar="N",
+        help="MAC counts, comma-separated: a grid with the rest",
+    )  # fmt: skip
+    sweep.add_argument(
+        "--networks", nargs="+", type=Path, default=[], metavar="NETWORK",
+        help="more networks (YAML or ONNX) to solve at every point, after the instance's",
+    )  # fmt: skip
+    _executor_options(sweep)
     sweep.add_argument("--out", type=Path, default=Path("sweep.csv"), metavar="SWEEP.csv")
     sweep.add_argument("--plot", type=Path, default=Path("sweep.png"), metavar="SWEEP.png")
 
@@ -215,6 +236,7 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--jobs", type=_number(int, "[1, 256]"), default=1, help="instances run in parallel processes")
     bench.add_argument("--seed", type=_number(int, SEEDS), default=0, help=f"in {SEEDS} (default 0)")
     bench.add_argument("--quick", action="store_true", help="two tiny instances and short budgets (for tests)")
+    _executor_options(bench)
     bench.add_argument(
         "--peers",
         nargs="+",
@@ -256,6 +278,7 @@ def _compress_parser(commands: argparse._SubParsersAction) -> None:
     )
     _accelerator_options(compress)
     _solver_options(compress)
+    _executor_options(compress)
     compress.add_argument(
         "--data",
         default=None,
@@ -430,6 +453,41 @@ def _solver_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _list(item: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    """A comma-separated list of ``item``s, at least one, without repeats."""
+
+    def parse(text: str) -> tuple[Any, ...]:
+        values = tuple(item(part.strip()) for part in text.split(","))
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"a value is repeated in {show(text)}")
+        return values
+
+    return parse
+
+
+def _executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where the independent jobs run (``dse_milp.executors``)."""
+    parser.add_argument(
+        "--executor", choices=["local", "dask"], default="local",
+        help="run the independent jobs here (local, default) or on Dask (a LocalCluster, or --scheduler)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help="with --executor dask, an existing Dask scheduler (tcp://host:8786) instead of a LocalCluster",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workers", type=_number(int, "[1, 1024]"), default=available_cores(),
+        help=f"with --executor dask and no --scheduler, the LocalCluster's workers (default: the cores, "
+        f"{available_cores()} here)",
+    )  # fmt: skip
+
+
+def _executor(args: argparse.Namespace, jobs: int = 1) -> Any:
+    from dse_milp.executors import Executor
+
+    return Executor(args.executor, jobs, args.workers, args.scheduler)
+
+
 def _size_argument(text: str) -> int:
     from dse_milp.loader import parse_size
 
@@ -563,28 +621,42 @@ def _plot_format(path: Path) -> None:
 def run_sweep(args: argparse.Namespace, console: Console) -> int:
     from dse_milp.api import sweep
     from dse_milp.report import human_bytes, progress_bar
-    from dse_milp.sweeps import capacities, plot, write_csv
+    from dse_milp.sweeps import Grid, capacities, plot, plot_grid, write_csv
 
     options = _options(args)
     network, accelerator = _load(args)
+    networks = [network, *(load_network(path) for path in args.networks)]
+    executor = _executor(args)
     check_file("--out", args.out)
     check_file("--plot", args.plot)
     _plot_format(args.plot)
-    if args.min > args.max:
+    if args.capacities is None and args.min > args.max:
         raise InputError([f"--min: {args.min:,} bytes is more than --max {args.max:,} bytes"])
-    totals = capacities(args.min, args.max, args.points)
-    runs = len(totals) * (2 if args.fusion > 1 else 1)
+    totals = args.capacities or tuple(capacities(args.min, args.max, args.points))
+    grid = Grid(totals, args.banks or (None,), args.bandwidths or (None,), args.macs or (None,))
+    grid.designs(accelerator)  # a bank size for fixed buffers is refused before any solve
+    runs = len(networks) * grid.size * (2 if args.fusion > 1 else 1)
     with progress_bar(console) as progress:
-        task = progress.add_task(f"sweeping {network.name} on {accelerator.name}", total=runs)
+        task = progress.add_task(f"sweeping {runs} points on {accelerator.name}", total=runs)
         points = sweep(
-            network, accelerator, totals, fusion=args.fusion, objective=args.objective, solver=args.solver,
+            networks, accelerator, grid, fusion=args.fusion, objective=args.objective, solver=args.solver,
             time_limit=options.seconds_left(), mip_gap=args.mip_gap, threads=args.threads, seed=args.seed,
-            jobs=args.jobs, decompose=not args.no_decompose, advance=lambda: progress.advance(task),
+            jobs=args.jobs, decompose=not args.no_decompose, executor=executor,
+            advance=lambda: progress.advance(task),
         )  # fmt: skip
+    title = f"{', '.join(n.name for n in networks)} on {accelerator.name}"
+    latency = args.objective[0] is Objective.LATENCY
+
+    def draw() -> None:
+        if len(networks) > 1 or grid.size > len(grid.capacities):
+            plot_grid(points, args.plot, title, latency)
+        else:
+            plot(points, args.plot, title)
+
     failed: list[str] = []  # the points are printed even when a file cannot be written
     for option, path, write in (
         ("--out", args.out, lambda: write_csv(points, args.out)),
-        ("--plot", args.plot, lambda: plot(points, args.plot, f"{network.name} on {accelerator.name}")),
+        ("--plot", args.plot, draw),
     ):
         try:
             write()
@@ -596,8 +668,13 @@ def run_sweep(args: argparse.Namespace, console: Console) -> int:
             if p.dram_bytes is None
             else f"{p.dram_bytes:,.0f} bytes ({p.dram_bytes / p.compulsory_bytes:.3f})"
         )
-        fused = f", fusion {p.fusion}" if p.fusion else ""
-        console.print(f"{human_bytes(p.capacity_bytes):>10}{fused}: {traffic}")
+        where = [p.network] if len(networks) > 1 else []
+        where.append(f"{human_bytes(p.capacity_bytes):>10}")
+        where += [f"banks of {human_bytes(p.bank_bytes)}"] if args.banks and p.bank_bytes else []
+        where += [f"{p.dram_bandwidth:g} B/cycle"] if args.bandwidths else []
+        where += [f"{p.macs} MACs"] if args.macs else []
+        where += [f"fusion {p.fusion}"] if p.fusion else []
+        console.print(f"{', '.join(where)}: {traffic}")
     if failed:
         raise InputError(failed)
     console.print(f"wrote {args.out} and {args.plot}")
@@ -625,8 +702,10 @@ def run_bench(args: argparse.Namespace, console: Console) -> int:
             peers.remove("zigzag")
     with progress_bar(console) as progress:
         task = progress.add_task(f"benchmarking {len(entries)} instances", total=len(entries))
-        records = bench(entries, fusion=args.fusion, jobs=args.jobs, seed=args.seed, quick=args.quick,
-                        peers=peers, advance=lambda: progress.advance(task))  # fmt: skip
+        records = bench(
+            entries, fusion=args.fusion, jobs=args.jobs, seed=args.seed, quick=args.quick, peers=peers,
+            executor=_executor(args, args.jobs), advance=lambda: progress.advance(task),
+        )  # fmt: skip
     written = write(records, args.out)
     console.print(markdown(records))
     console.print(f"wrote {len(written)} files under {args.out}")
@@ -680,7 +759,8 @@ def run_compress(args: argparse.Namespace, console: Console) -> int:
     policies = list(POLICIES) if args.policy == "all" else [args.policy]
     try:
         with RichReporter(console) as reporter:
-            rows = compress(args.model, data, accelerator, policies, settings, args.out, training, reporter)
+            rows = compress(args.model, data, accelerator, policies, settings, args.out, training, reporter,
+                            _executor(args))  # fmt: skip
     except KeyboardInterrupt:
         console.print(f"interrupted: {args.out / 'log.csv'} holds every iteration finished so far")
         return EXIT_INTERRUPTED

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from dse_milp.cost import Objective
 from dse_milp.decompose import SplitBounds, best_of_each_unit, better, first_least, within_split

@@ -3,7 +3,7 @@ unit it spans."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from dse_milp.workload import Operand
 from formulations.problem import MappingProblem

@@ -3,7 +3,7 @@ one candidate mapping each, at least total cost."""
 
 from __future__ import annotations
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from formulations.capacity import add_capacity
 from formulations.fusion import add_fusion

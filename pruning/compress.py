@@ -5,11 +5,12 @@ This is what ``python -m dse_milp compress`` does, callable from Python.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from dse_milp.accelerator import Accelerator
 from dse_milp.errors import InputError
+from dse_milp.executors import LOCAL, Executor
 from dse_milp.solution import solve
 from dse_milp.workload import Network
 from pruning.bridge import trace
@@ -140,9 +142,13 @@ def compress(
     out: Path,
     training: Training | None = None,
     reporter: Reporter | None = None,
+    executor: Executor | None = None,
 ) -> list[Row]:
     """Train (or load) the model, run every policy of ``policies`` from it, and write
-    ``log.csv``, ``log.json``, ``pareto.png``, ``widths.png`` and each policy's models under ``out``."""
+    ``log.csv``, ``log.json``, ``pareto.png``, ``widths.png`` and each policy's models under ``out``.
+    With a Dask ``executor`` the policies run on its workers, each from the same start with
+    this process's thread count (the same rows as here; ``out`` must be storage every
+    worker sees), and the log is written when they are done."""
     unknown = [p for p in policies if p not in POLICIES]
     if unknown:
         raise InputError([f"--policy: unknown policy {unknown[0]!r} (choose from {', '.join(POLICIES)}, all)"])
@@ -172,10 +178,32 @@ def compress(
     def log(rows: list[Row]) -> None:
         write_log([*done, *rows], start.accuracy, out, about)
 
-    for policy in policies:
-        done += run_policy(policy, start, data, accelerator, settings, out, reporter, on_rows=log)
+    if executor is None or executor.kind == LOCAL:
+        for policy in policies:
+            done += run_policy(policy, start, data, accelerator, settings, out, reporter, on_rows=log)
+    else:  # each policy on a worker, the rows back in the policies' order
+        job = functools.partial(_policy_job, start=start, data=data, accelerator=accelerator, settings=settings,
+                                out=out, threads=torch.get_num_threads(), ends=_ends(settings))  # fmt: skip
+        for rows in executor.run(job, policies):
+            done += rows
+        log([])
     title = f"{start.name} on {accelerator.name}" + (f", fusion {settings.fusion}" if settings.fusion > 1 else "")
     plot_pareto(done, start.accuracy, settings.max_drop, title, out / "pareto.png")
     final = final_iterations(done, start.accuracy, settings.max_drop)
     plot_widths(done, final, title, out / "widths.png")
     return done
+
+
+def _ends(settings: Settings) -> float | None:
+    """The run's deadline as wall-clock time, which every machine reads alike."""
+    left = settings.options.seconds_left()
+    return None if left is None else time.time() + left
+
+
+def _policy_job(policy: str, start: Start, data: DataSet, accelerator: Accelerator, settings: Settings, out: Path,
+                threads: int, ends: float | None) -> list[Row]:  # fmt: skip
+    """One policy on a worker (``compress`` with a Dask executor)."""
+    torch.set_num_threads(threads)
+    left = None if ends is None else max(0.0, ends - time.time())
+    settings = replace(settings, options=replace(settings.options, time_limit=left, deadline=None).started())
+    return run_policy(policy, start, data, accelerator, settings, out)

@@ -37,6 +37,7 @@ def test_every_snippet_of_docs_api_runs_in_order(monkeypatch):
     assert "fits no mapping" in printed
     assert namespace["search"].dram_bytes >= namespace["solution"].dram_bytes
     assert len(namespace["frame"]) == len(namespace["network"].layers)
+    assert len(namespace["points"]) == 16 and namespace["fastest"]
 
 
 def test_the_public_names_are_the_functions_after_their_modules_are_imported():

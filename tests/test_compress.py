@@ -91,6 +91,23 @@ def test_the_same_seed_gives_the_same_run(tmp_path):
     assert (tmp_path / "a" / model).read_bytes() == (tmp_path / "b" / model).read_bytes()
 
 
+def test_policies_on_a_dask_local_cluster_give_the_local_run(tmp_path):
+    """compress --policy all --executor dask: each policy on a worker, the same rows in the
+    same order as here, and the log written."""
+    pytest.importorskip("distributed")
+    from dse_milp.executors import Executor
+
+    settings = Settings(step=0.34, finetune_epochs=0.1, max_drop=100, target_traffic=0.01, seed=3)
+    runs = []
+    for name, executor in (("here", None), ("dask", Executor("dask", workers=2))):
+        rows = compress("resnet8", DATA, load_accelerator(ACCELERATORS / "npu_32k.yaml"), ["program", "random"],
+                        settings, tmp_path / name, Training(epochs=0.3), executor=executor)  # fmt: skip
+        runs.append([replace(r, seconds={}) for r in rows])
+    assert runs[0] == runs[1] and len(runs[0]) == 6
+    logged = json.loads((tmp_path / "dask" / "log.json").read_text(encoding="utf-8"))["rows"]
+    assert [(r["policy"], r["iteration"]) for r in logged] == [(r.policy, r.iteration) for r in runs[1]]
+
+
 def test_rescoring_a_baseline_equals_running_it_under_other_settings(tmp_path):
     start, data = prepare("small_vgg", DATA, Training(epochs=0.3), seed=0)
     here = Settings(step=0.34, finetune_epochs=0.1, max_drop=100, target_traffic=0.01)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from dse_milp.stopping import deadline_after, remaining
 

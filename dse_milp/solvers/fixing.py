@@ -25,7 +25,7 @@ bursts) it closes 23,712 of 28,704 binaries, and HiGHS solves in 0.2 s instead o
 from __future__ import annotations
 
 import numpy as np
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from dse_milp.solvers.highs import relaxation
 from dse_milp.solvers.linear import linear_form

@@ -7,7 +7,7 @@ import time
 from importlib import metadata
 
 import numpy as np
-import pyomo.environ as pyo
+import pyomo.core as pyo
 
 from dse_milp.errors import DseError
 from dse_milp.solvers.base import SolveResult, SolverOptions, Status, importable
