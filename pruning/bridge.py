@@ -6,14 +6,20 @@ YAML format (docs/formats.md), and the document goes through the same loader
 as a file, so what the program solves is exactly what ``network.yaml`` holds:
 
 - ``Conv2d`` (stride, padding, groups; depthwise when groups = channels) becomes
-  ``conv2d``; ``Linear`` on a flattened or pooled tensor becomes ``matmul``;
+  ``conv2d``; ``Linear`` on a flattened or pooled tensor, or per position on a
+  ``(batch, positions, features)`` tensor, becomes ``matmul``; the product of two computed
+  tensors (``q @ k.transpose(-2, -1)``, attention) a ``matmul`` with ``heads`` and
+  ``weight_from``, as the ONNX import maps it (``dse_milp.onnx_import``);
 - ``MaxPool2d``, ``AvgPool2d`` (and their functional forms) become ``pool``;
   ``AdaptiveAvgPool2d(1)`` and a mean over both spatial axes become a global pool;
 - the sum of two tensors becomes ``add``;
-- ``flatten`` and a ``view``/``reshape`` to (batch, features) pass the tensor on
-  unchanged (the next ``Linear`` reads it flattened);
-- BatchNorm, activations, dropout, identities, softmax and arithmetic with a
+- ``flatten``, ``view``/``reshape``, ``transpose`` and ``permute`` pass the tensor on
+  unchanged (the next ``Linear`` reads it flattened, or per position);
+- BatchNorm, LayerNorm, activations, dropout, identities, softmax and arithmetic with a
   constant are folded away: they move no tensor of their own.
+
+The input is ``(batch, channels, height, width)``, ``(batch, positions, features)`` or
+``(batch, features)`` (features as channels, positions as rows).
 
 Anything else is an ``InputError`` naming the op and the node, never a silent skip.
 Layers are named after their modules (``s1.conv1``); a functional layer after
@@ -41,20 +47,21 @@ from dse_milp.workload import NETWORK_INPUT, Network
 FOLDED_MODULES: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.GELU, nn.SiLU,
     nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Softmax, nn.LogSoftmax,
-    nn.Dropout, nn.Dropout2d, nn.Identity,
+    nn.Dropout, nn.Dropout2d, nn.Identity, nn.LayerNorm,
 )  # fmt: skip
 """Modules that keep their input's shape and move no tensor of their own."""
 
 FOLDED_FUNCTIONS: frozenset[Callable[..., Any]] = frozenset({
     F.relu, F.relu6, F.leaky_relu, F.elu, F.gelu, F.silu, F.hardswish, F.hardsigmoid, F.hardtanh, F.sigmoid,
-    F.tanh, F.softmax, F.log_softmax, F.dropout, F.dropout2d, F.batch_norm,
+    F.tanh, F.softmax, F.log_softmax, F.dropout, F.dropout2d, F.batch_norm, F.layer_norm,
     torch.relu, torch.sigmoid, torch.tanh, torch.clamp, torch.softmax, torch.log_softmax,
 })  # fmt: skip
 FOLDED_METHODS = frozenset({"relu", "relu_", "sigmoid", "tanh", "clamp", "clamp_", "contiguous", "softmax"})
 ARITHMETIC = frozenset({operator.add, operator.iadd, operator.sub, operator.mul, operator.truediv, torch.add, torch.mul,
                         torch.sub, torch.div})  # fmt: skip
 ADDS = frozenset({operator.add, operator.iadd, torch.add})
-RESHAPES = frozenset({"view", "reshape", "flatten"})
+RESHAPES = frozenset({"view", "reshape", "flatten", "transpose", "permute"})
+MATMULS = frozenset({operator.matmul, torch.matmul, torch.bmm})
 SHAPE_ARITHMETIC = frozenset({getattr, operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub})
 """Functions that fx records while a model computes a shape (``x.size(0)``, ``x.shape[1] * 4``)."""
 
@@ -123,9 +130,11 @@ class _Mapper:
                 if self.input_shape is not None:
                     raise self.fail(node, "a second model input (only one input tensor is supported)")
                 shape = self.shape(node)
-                if len(shape) != 4:
-                    raise self.fail(node, f"the input must be (batch, channels, height, width), got {shape}")
-                self.input_shape = shape[1:]
+                if len(shape) not in (2, 3, 4):
+                    raise self.fail(node, "the input must be (batch, channels, height, width), (batch, positions, "
+                                          f"features) or (batch, features), got {shape}")  # fmt: skip
+                # features as channels and positions as rows, as the ONNX import and bert_base_block.yaml
+                self.input_shape = shape[1:] if len(shape) == 4 else [shape[-1], shape[1] if len(shape) == 3 else 1, 1]
                 self.tensor[node] = NETWORK_INPUT
             elif node.op == "output":
                 returned: list[fx.Node] = []
@@ -196,8 +205,12 @@ class _Mapper:
             if len(self.tensors(node)) != 1:
                 raise self.fail(node, f"unsupported op {self.describe(node)} of two tensors")
             self.fold(node)
-        elif (not method and target is torch.flatten) or (method and target in RESHAPES):
-            self.reshape(node, args[0])
+        elif (not method and target in (torch.flatten, torch.transpose, torch.permute)) or (
+            method and target in RESHAPES
+        ):
+            self.tensor[node] = self.source(args[0], node)  # a rearrangement: read as stored
+        elif (not method and target in MATMULS) or (method and target == "matmul"):
+            self.matmul(node, args[0], args[1])
         elif not method and target in (F.max_pool2d, F.avg_pool2d):
             params = dict(zip(("kernel_size", "stride", "padding"), args[1:4], strict=False)) | dict(node.kwargs)
             kernel = params["kernel_size"]
@@ -219,14 +232,20 @@ class _Mapper:
             raise self.fail(node, f"flatten from dim {start_dim} (only flattening after the batch is supported)")
         self.tensor[node] = self.source(x, node)
 
-    def reshape(self, node: fx.Node, x: fx.Node) -> None:
-        out, before = self.shape(node), self.shape(x)
-        if len(out) == 2 and out[0] == before[0]:
-            self.tensor[node] = self.source(x, node)
-        else:
-            raise self.fail(
-                node, f"a reshape from {before} to {out} (only flattening to (batch, features) is supported)"
-            )
+    def matmul(self, node: fx.Node, a: fx.Node, b: fx.Node) -> None:
+        """A product of two computed tensors, ``(1, heads, n, d)`` by ``(1, heads, d, k)``: a matmul
+        whose weights are the second tensor, one head per leading axis after the batch."""
+        x, y = self.shape(a), self.shape(b)
+        if len(x) != len(y) or len(x) < 3 or x[:-2] != y[:-2] or x[-1] != y[-2]:
+            raise self.fail(node, f"a matmul of shapes {x} and {y} (attention: (1, heads, n, d) by (1, heads, d, k))")
+        heads = 1
+        for extent in x[1:-2]:
+            heads *= extent
+        fields: dict[str, Any] = {"in_features": heads * x[-1], "out_features": heads * y[-1]}
+        if heads != 1:
+            fields["heads"] = heads
+        fields["weight_from"] = self.source(b, node)
+        self.add_layer(node, "matmul", [self.source(a, node)], kind="matmul", **fields)
 
     def conv(self, node: fx.Node, conv: nn.Conv2d, x: fx.Node) -> None:
         if _pair(conv.dilation) != [1, 1]:
@@ -248,8 +267,9 @@ class _Mapper:
         self.add_layer(node, str(node.target), [self.source(x, node)], kind="conv2d", **fields)
 
     def linear(self, node: fx.Node, linear: nn.Linear, x: fx.Node) -> None:
-        if len(self.shape(x)) != 2:
-            raise self.fail(node, f"Linear on a tensor of shape {self.shape(x)} (only (batch, features) is supported)")
+        if len(self.shape(x)) not in (2, 3):
+            raise self.fail(node, f"Linear on a tensor of shape {self.shape(x)} (only (batch, features) and (batch, "
+                                  "positions, features) are supported)")  # fmt: skip
         fields = {"in_features": linear.in_features, "out_features": linear.out_features}
         self.add_layer(node, str(node.target), [self.source(x, node)], kind="matmul", **fields)
 
@@ -292,7 +312,7 @@ class Traced:
         return parse_network(self.spec, f"<torch module {self.spec['name']}>")
 
 
-def trace(module: nn.Module, input_shape: tuple[int, int, int], name: str | None = None) -> Traced:
+def trace(module: nn.Module, input_shape: tuple[int, ...], name: str | None = None) -> Traced:
     """Trace ``module`` on one sample of ``input_shape``; an unsupported op is an InputError."""
     name = name or type(module).__name__.lower()
     where = f"<torch module {name}>"
@@ -325,6 +345,6 @@ def _one_line(text: str) -> str:
     return text.splitlines()[0] if text else text
 
 
-def network_from_torch(module: nn.Module, input_shape: tuple[int, int, int], name: str | None = None) -> Network:
+def network_from_torch(module: nn.Module, input_shape: tuple[int, ...], name: str | None = None) -> Network:
     """The workload model of ``module`` (see the module docstring); an unsupported op is an InputError."""
     return trace(module, input_shape, name).network()
