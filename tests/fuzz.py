@@ -1006,6 +1006,13 @@ SWEEP_OPTIONS: dict[str, tuple[str, ...]] = {
     "--points": ("1", "2", "3", "0", "-1", "abc", "1.5", "1e1", ""),
     "--out": (f"{DIR}/s.csv", DIR, "/proc/x/s.csv", f"{DIR}/missing/s.csv", "/dev/null", "/dev/full", ""),
     "--plot": PLOTS,
+    "--capacities": ("16KiB", "16KiB,64KiB", "16KiB,16KiB", "0B", "abc", "", ",", "1e999 KiB"),
+    "--banks": ("4KiB", "4KiB,8KiB", "0B", "abc", ""),
+    "--bandwidths": ("4", "4,8", "0", "-1", "nan", "inf", "abc", ""),
+    "--macs": ("64", "64,256", "0", "1.5", "abc", ""),
+    "--networks": (str(network_path("tiny_dscnn")), f"{DIR}/missing.yaml", "/dev/null", DIR),
+    "--executor": ("local", "ray", "", "LOCAL"),
+    "--workers": ("1", "0", "-1", "abc", ""),
 }
 VALID_OBJECTIVES = ("dram", "energy", "latency", "dram,latency", "latency,dram", "energy,latency", "dram,energy")
 SOLVERS = ("highs", "ortools-sat", "ortools-scip")
