@@ -124,3 +124,26 @@ def test_grid_combinations_come_capacities_first():
         itertools.product((16384, 65536), (4.0, 8.0), (64, 256))
     )
     assert all(sum(b.capacity_bytes for b in a.buffers) == t for t, a in designs)
+
+
+def test_bench_on_dask_keeps_the_suite_order_and_the_program_s_results(tmp_path):
+    """The searches' budgets are wall-clock time, so only what does not depend on it is compared:
+    the instances' order, the proven optima, the baselines."""
+    pytest.importorskip("distributed")
+    import json
+
+    suite = tmp_path / "suite.yaml"
+    entries = [("fc", "tiny_fc_autoencoder", "npu_32k"), ("dscnn", "tiny_dscnn", "npu_32k")]
+    lines = [f"  - {{name: {n}, network: {NET / net}.yaml, accelerator: {ACC / acc}.yaml}}\n"
+             for n, net, acc in entries]  # fmt: skip
+    suite.write_text("instances:\n" + "".join(lines))
+    records = {}
+    for executor in ("local", "dask"):
+        out = tmp_path / executor
+        assert main(["bench", "--suite", str(suite), "--quick", "--executor", executor, "--workers", "2",
+                     "--out", str(out)]) == EXIT_OK  # fmt: skip
+        records[executor] = [
+            (r["instance"], r["optimum"], [b["dram_bytes"] for b in r["baselines"]])
+            for r in json.loads((out / "results.json").read_text(encoding="utf-8"))
+        ]
+    assert records["local"] == records["dask"] and [r[0] for r in records["dask"]] == ["fc", "dscnn"]
