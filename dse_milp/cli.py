@@ -781,7 +781,7 @@ class _Console(Console):
 def main(argv: list[str] | None = None) -> int:
     ends = argv is None and threading.current_thread() is threading.main_thread()  # the process ends after
     try:
-        code = _main(argv)
+        code = _main(argv, ends)
     except KeyboardInterrupt:  # a second Ctrl-C while the first one's outcome is reported
         if not (ends and ever_interrupted()):
             raise
@@ -796,9 +796,23 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _main(argv: list[str] | None) -> int:
+def _ctrl_c_after_a_run(signum: int, frame: object) -> None:
+    """SIGINT outside a run's own handling in a process that ends after the command: once Ctrl-C
+    has asked a run to stop, another one ends the process at once, exit code 130 (the first
+    one's outcome is being reported, or the process is ending; a KeyboardInterrupt there would
+    print a traceback); before any, Python's own."""
+    if ever_interrupted():
+        with contextlib.suppress(OSError, RuntimeError):  # RuntimeError: a write it interrupted
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    raise KeyboardInterrupt
+
+
+def _main(argv: list[str] | None, ends: bool = False) -> int:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # undo __main__'s start-up handler
+        # undo __main__'s start-up handler
+        signal.signal(signal.SIGINT, _ctrl_c_after_a_run if ends else signal.default_int_handler)
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed

@@ -19,6 +19,7 @@ the first objective's.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -208,9 +209,10 @@ def shadow_prices(
             except DseError as exc:
                 failed.append(f"{name!r} ({exc})")
 
-    for key, cands in zip(work, ordered(_run, list(work.values()), jobs, deadline), strict=False):
-        generated[key] = cands
-        price_ready()
+    with contextlib.closing(ordered(_run, list(work.values()), jobs, deadline)) as results:  # workers end here
+        for key, cands in zip(work, results, strict=False):
+            generated[key] = cands
+            price_ready()
     price_ready()  # no generation at all: every unit has its LPs to run
     if pending:  # the generations stopped short
         return prices, f"prices of {len(pending)} of {len(units)} units skipped ({stop_reason(deadline)})"

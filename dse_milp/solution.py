@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -365,7 +366,8 @@ def _results(
         if not (cands.kept and cands.kept[k]):  # its figures leave out what it keeps: not the search's
             asked[name] = (shape_of(cands.layer), room.get(name, acc), int(cands.useful_bits[k]), bound)
     distinct = list(dict.fromkeys(asked.values()))  # layers of one shape share the search
-    found = dict(zip(distinct, ordered(_fewest_tiles, distinct, jobs, deadline), strict=False))
+    with contextlib.closing(ordered(_fewest_tiles, distinct, jobs, deadline)) as results:
+        found = dict(zip(distinct, results, strict=False))
     if len(found) < len(distinct) and (reason := stop_reason(deadline)) is not None:
         stopped.append(reason)  # the searches stopped short
     for name, query in asked.items():

@@ -9,6 +9,7 @@ candidates never depend on the number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass, replace
 
@@ -244,12 +245,13 @@ def _generate_missing(
         work.setdefault(key, _GroupWork(segment, accelerator, objectives, kept, layouts, plain))
         users.setdefault(key, []).append((key, segment))
     done = 0  # the results stop short at Ctrl-C or the deadline
-    for shared, (plain, priced) in zip(work, ordered(_run, list(work.values()), jobs, deadline), strict=False):
-        done += 1
-        for key, unit in users[shared]:
-            own = {"layer": unit} if isinstance(unit, Layer) else {"segment": work[shared].segment}
-            cache.setdefault(key, replace(plain, **own))
-            if layouts:
-                cache[*key, layouts] = replace(priced, **own)
+    with contextlib.closing(ordered(_run, list(work.values()), jobs, deadline)) as results:
+        for shared, (plain, priced) in zip(work, results, strict=False):
+            done += 1
+            for key, unit in users[shared]:
+                own = {"layer": unit} if isinstance(unit, Layer) else {"segment": work[shared].segment}
+                cache.setdefault(key, replace(plain, **own))
+                if layouts:
+                    cache[*key, layouts] = replace(priced, **own)
     if done < len(work):
         stop_if_asked(deadline, "while generating candidates")

@@ -9,15 +9,18 @@ which may not have children), it simply runs here.
 The workers are forked from this process, so they start with its caches and modules at no
 cost; the steps they run are NumPy only (no solver, whose threads a fork would not copy).
 Each worker ignores SIGINT: Ctrl-C, or ``deadline`` passing, is seen here, between results,
-and ends the iteration early; the workers are then terminated, so the caller is never kept
-waiting for work whose result it no longer wants. An exception in a task is raised here.
+and ends the iteration early; the workers are then terminated (a further Ctrl-C held back
+until they are), so the caller is never kept waiting for work whose result it no longer
+wants, and no worker outlives it. An exception in a task is raised here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -43,7 +46,8 @@ def ordered(work: Callable[[T], R], tasks: Sequence[T], jobs: int, deadline: flo
     """``work(task)`` for each of ``tasks`` in order, on up to ``jobs`` forked workers; the
     iteration ends early, without error, at Ctrl-C or ``deadline`` (the caller asks
     ``stop_reason`` why). ``work`` must be a module-level function of picklable arguments
-    and results."""
+    and results. Use it under ``contextlib.closing``: an exception in the caller's loop then
+    ends the workers at once, not when the generator is collected."""
     workers = min(jobs, len(tasks))
     if workers <= 1 or multiprocessing.current_process().daemon:
         for task in tasks:
@@ -65,5 +69,20 @@ def ordered(work: Callable[[T], R], tasks: Sequence[T], jobs: int, deadline: flo
                     continue
             yield result
     finally:
-        pool.terminate()
-        pool.join()
+        with _sigint_held():  # a second Ctrl-C must not leave workers behind, writing to a closed pipe
+            pool.terminate()
+            pool.join()
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held back meanwhile (in the main thread), and delivered after: its handler then runs,
+    and a KeyboardInterrupt it raises leaves from here, as it would have."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

@@ -4,6 +4,7 @@ that say which layers conflict."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -396,6 +397,25 @@ def test_ctrl_c_while_starting_up_exits_quietly():
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode in (130, 0) and "Traceback" not in stderr + stdout
+
+
+@pytest.mark.parametrize("gap", [0.01, 0.05, 0.2])
+def test_a_second_ctrl_c_while_the_first_one_s_outcome_is_reported_ends_quietly(tmp_path, gap):
+    """The first Ctrl-C during candidate generation ends the run at once (the workers are
+    terminated), so the second may come while "interrupted ..." is printed or the process is
+    ending: exit 130 all the same, never a traceback."""
+    args = [str(NETWORKS / "resnet50.yaml"), str(ACCELERATORS / "npu_128k_split.yaml"), "--fusion", "6"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dse_milp", "solve", *args, "--quiet", "--out", str(tmp_path / "r.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_as_in_a_terminal,
+    )  # fmt: skip
+    time.sleep(1.2)  # past the imports, in candidate generation
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(gap)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
 
 
 def test_ctrl_c_twice_ends_at_once(tmp_path):
