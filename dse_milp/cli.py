@@ -796,23 +796,23 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
-def _ctrl_c_after_a_run(signum: int, frame: object) -> None:
-    """SIGINT outside a run's own handling in a process that ends after the command: once Ctrl-C
-    has asked a run to stop, another one ends the process at once, exit code 130 (the first
-    one's outcome is being reported, or the process is ending; a KeyboardInterrupt there would
-    print a traceback); before any, Python's own."""
-    if ever_interrupted():
-        with contextlib.suppress(OSError, RuntimeError):  # RuntimeError: a write it interrupted
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(EXIT_INTERRUPTED)
-    raise KeyboardInterrupt
+def _ctrl_c_outside_a_run(signum: int, frame: object) -> None:
+    """SIGINT in the command's own process outside a run's own handling (reading the inputs,
+    reporting, ending, or after a first Ctrl-C asked the run to stop): end at once, exit code
+    130, without a traceback; what was written stays written."""
+    with contextlib.suppress(OSError, RuntimeError):  # RuntimeError: a write it interrupted
+        sys.stdout.flush()
+        sys.stderr.flush()
+    if not ever_interrupted():  # after a first Ctrl-C, its outcome is being reported already
+        with contextlib.suppress(OSError):
+            os.write(2, b"interrupted\n")
+    os._exit(EXIT_INTERRUPTED)
 
 
 def _main(argv: list[str] | None, ends: bool = False) -> int:
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         # undo __main__'s start-up handler
-        signal.signal(signal.SIGINT, _ctrl_c_after_a_run if ends else signal.default_int_handler)
+        signal.signal(signal.SIGINT, _ctrl_c_outside_a_run if ends else signal.default_int_handler)
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed
@@ -827,6 +827,8 @@ def _main(argv: list[str] | None, ends: bool = False) -> int:
                 "import": run_import}  # fmt: skip
     # compress keeps Ctrl-C's usual meaning (stop now; its log keeps every finished iteration)
     stops = contextlib.nullcontext() if args.command == "compress" else sigint_requests_stop()
+    if args.command == "compress" and signal.getsignal(signal.SIGINT) is _ctrl_c_outside_a_run:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # its KeyboardInterrupt says where the log is
     try:
         with stops:
             return commands[args.command](args, console)

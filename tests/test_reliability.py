@@ -399,6 +399,28 @@ def test_ctrl_c_while_starting_up_exits_quietly():
     assert proc.returncode in (130, 0) and "Traceback" not in stderr + stdout
 
 
+def test_ctrl_c_while_the_command_line_is_read_exits_130_without_a_traceback():
+    """Before the run's own handling starts (reading the command line), Ctrl-C ends the command
+    at once with 130; a KeyboardInterrupt there used to escape main and kill the process by
+    SIGINT, with a traceback (a rare failure of the start-up test in CI)."""
+    script = (
+        "import os, signal, sys, time\n"
+        "import dse_milp.cli as cli\n"
+        "built = cli.parser\n"
+        "def parser():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.5)\n"
+        "    return built()\n"
+        "cli.parser = parser\n"
+        f"sys.argv = ['dse_milp', 'solve', {str(DSCNN)!r}, {str(NPU32)!r}]\n"
+        "sys.exit(cli.main())\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          preexec_fn=ctrl_c_as_in_a_terminal)  # fmt: skip
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == "interrupted"
+
+
 @pytest.mark.parametrize("gap", [0.01, 0.05, 0.2])
 def test_a_second_ctrl_c_while_the_first_one_s_outcome_is_reported_ends_quietly(tmp_path, gap):
     """The first Ctrl-C during candidate generation ends the run at once (the workers are
