@@ -213,7 +213,6 @@ def shadow_prices(
         for key, cands in zip(work, results, strict=False):
             generated[key] = cands
             price_ready()
-    price_ready()  # no generation at all: every unit has its LPs to run
     if pending:  # the generations stopped short
         return prices, f"prices of {len(pending)} of {len(units)} units skipped ({stop_reason(deadline)})"
     return prices, (f"no price for {', '.join(failed)}" if failed else None)

@@ -47,6 +47,14 @@ PENALTY = 1e30
 """The score of a design that fits nowhere, even with its smallest tiles."""
 
 
+def split_banks(first: float, second: float, banks: int) -> tuple[int, int, int]:
+    """A complete split of ``banks`` from two genes in [0, 1): the first buffer's banks, then the
+    second's of what is left; the third buffer takes the rest."""
+    a = min(banks, int(first * (banks + 1)))
+    b = min(banks - a, int(second * (banks + 1 - a)))
+    return a, b, banks - a - b
+
+
 @dataclass(frozen=True)
 class Design:
     mappings: dict[str, Mapping]
@@ -113,9 +121,7 @@ class SearchSpace:
         sizes = {b.name: b.capacity_bytes for b in self.accelerator.buffers}
         split = self.accelerator.split
         if split is not None:
-            first = pick(next(genes), split.banks + 1)
-            second = pick(next(genes), split.banks + 1 - first)
-            banks = (first, second, split.banks - first - second)
+            banks = split_banks(next(genes), next(genes), split.banks)
             sizes = {b.name: n * split.bank_bytes for b, n in zip(self.accelerator.buffers, banks, strict=True)}
         return Design(mappings, groups, sizes)
 

@@ -37,7 +37,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from dse_milp.errors import InputError, show
+from dse_milp.errors import InputError, clip, show
 from dse_milp.loader import parse_network
 from dse_milp.workload import NETWORK_INPUT, Network
 
@@ -88,17 +88,12 @@ def onnx_spec(path: str | Path) -> dict[str, Any]:
     try:
         model = onnx.load(str(path), load_external_data=False)  # the weights' shapes suffice
     except Exception as exc:  # protobuf raises many kinds of errors on a damaged file
-        raise InputError([f"{where}: cannot read an ONNX model ({_one_line(exc)})"]) from None
+        raise InputError([f"{where}: cannot read an ONNX model ({clip(str(exc))})"]) from None
     try:
         model = onnx.shape_inference.infer_shapes(model)
     except Exception as exc:
-        raise InputError([f"{where}: ONNX shape inference fails ({_one_line(exc)})"]) from None
+        raise InputError([f"{where}: ONNX shape inference fails ({clip(str(exc))})"]) from None
     return _Mapper(model, where, Path(path).stem).run()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] + "..." if len(text) > 200 else text
 
 
 class _Mapper:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -137,18 +136,15 @@ class _Job:
     objective: tuple[Objective, ...]
     solver: str
     options: SolverOptions
-    """Without a deadline: ``ends`` carries it."""
     ends: float | None
-    """The wall-clock time (``time.time()``) the whole sweep ends by, or None: a deadline every
-    machine of a cluster reads alike, where ``time.monotonic()`` differs from one to the next."""
+    """When the whole sweep ends, as ``SolverOptions.ends`` gives it."""
 
 
 def solve_point(job: _Job) -> SweepPoint:
     """Solve one point (``run_sweep``); a layer that fits nowhere, or the sweep's deadline, is
     the point's status, not an error."""
     acc, floor = job.accelerator, compulsory_bytes(job.network)
-    left = None if job.ends is None else max(0.0, job.ends - time.time())
-    options = replace(job.options, time_limit=left, deadline=None).started()
+    options = job.options.ending(job.ends)
     split = acc.split
     about = {"network": job.network.name, "bank_bytes": None if split is None else split.bank_bytes,
              "dram_bandwidth": acc.dram_bandwidth, "macs": acc.macs}  # fmt: skip
@@ -184,11 +180,8 @@ def run_sweep(
     options = (options or SolverOptions()).started()
     grid = totals if isinstance(totals, Grid) else Grid(tuple(totals))
     networks = [network] if isinstance(network, Network) else list(network)
-    left = options.seconds_left()
-    ends = None if left is None else time.time() + left
-    plain = replace(options, time_limit=None, deadline=None)
     jobs = [
-        _Job(net, acc, total, depth, tuple(objective), solver, plain, ends)
+        _Job(net, acc, total, depth, tuple(objective), solver, options, options.ends())
         for net in networks
         for total, acc in grid.designs(accelerator)
         for depth in ((0, fusion) if fusion > 1 else (0,))

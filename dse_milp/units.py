@@ -181,7 +181,7 @@ class _LayerWork:
 
     def __call__(self) -> tuple[Candidates, Candidates | None]:
         acc, objectives = self.accelerator, self.objectives
-        plain = self.plain or generate(self.shape, acc, objectives, self.on_chip)
+        plain = generate(self.shape, acc, objectives, self.on_chip) if self.plain is None else self.plain
         if not self.layouts:
             return plain, None
         return plain, layer_in_bursts(self.shape, acc, objectives, pairs(self.layouts), self.on_chip)
@@ -202,7 +202,9 @@ class _GroupWork:
 
     def __call__(self) -> tuple[GroupCandidates, GroupCandidates | None]:
         acc, objectives, layouts = self.accelerator, self.objectives, self.layouts
-        plain = self.plain or generate_group(self.segment, acc, objectives, by_halo=bool(layouts), kept=self.kept)
+        plain = self.plain
+        if plain is None:
+            plain = generate_group(self.segment, acc, objectives, by_halo=bool(layouts), kept=self.kept)
         if not layouts:
             return plain, None
         return plain, group_in_bursts(renamed(plain, self.segment), acc, objectives, pairs(layouts), self.kept)

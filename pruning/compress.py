@@ -183,7 +183,7 @@ def compress(
             done += run_policy(policy, start, data, accelerator, settings, out, reporter, on_rows=log)
     else:  # each policy on a worker, the rows back in the policies' order
         job = functools.partial(_policy_job, start=start, data=data, accelerator=accelerator, settings=settings,
-                                out=out, threads=torch.get_num_threads(), ends=_ends(settings))  # fmt: skip
+                                out=out, threads=torch.get_num_threads(), ends=settings.options.ends())  # fmt: skip
         for rows in executor.run(job, policies):
             done += rows
         log([])
@@ -194,16 +194,9 @@ def compress(
     return done
 
 
-def _ends(settings: Settings) -> float | None:
-    """The run's deadline as wall-clock time, which every machine reads alike."""
-    left = settings.options.seconds_left()
-    return None if left is None else time.time() + left
-
-
 def _policy_job(policy: str, start: Start, data: DataSet, accelerator: Accelerator, settings: Settings, out: Path,
                 threads: int, ends: float | None) -> list[Row]:  # fmt: skip
     """One policy on a worker (``compress`` with a Dask executor)."""
     torch.set_num_threads(threads)
-    left = None if ends is None else max(0.0, ends - time.time())
-    settings = replace(settings, options=replace(settings.options, time_limit=left, deadline=None).started())
+    settings = replace(settings, options=settings.options.ending(ends))
     return run_policy(policy, start, data, accelerator, settings, out)

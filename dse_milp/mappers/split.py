@@ -2,7 +2,8 @@
 complete splits, each split it tries searched with its buffers fixed.
 
 - **Outer**: ``method``'s algorithm over two genes, the input and weight buffers' banks
-  (the output buffer takes the rest: a complete split), as the joint search decodes them.
+  (the output buffer takes the rest: a complete split), decoded as the joint search decodes
+  them (``split_banks``).
   It tries ``OUTER`` distinct splits (every complete split where there are fewer), within
   ``DRAWS * OUTER`` draws; a split drawn again costs nothing.
 - **Inner**: each split tried is searched with its buffers fixed, as without a split: layer
@@ -26,7 +27,7 @@ import numpy as np
 from dse_milp.accelerator import Accelerator, sized
 from dse_milp.cost import Objective
 from dse_milp.fusion import GroupMapping
-from dse_milp.heuristics import PENALTY, drive
+from dse_milp.heuristics import PENALTY, drive, split_banks
 from dse_milp.mappers import map_layers
 from dse_milp.mappers.fused import map_fused
 from dse_milp.mappers.space import OWN, Stop
@@ -62,13 +63,6 @@ class SplitRun:
     """(seconds, designs scored, best cost) at every improvement."""
 
 
-def decode(x: np.ndarray, banks: int) -> tuple[int, int, int]:
-    """Banks of the three buffers, in the accelerator's buffer order, from two genes in [0, 1)."""
-    first = min(banks, int(float(x[0]) * (banks + 1)))
-    second = min(banks - first, int(float(x[1]) * (banks + 1 - first)))
-    return first, second, banks - first - second
-
-
 def map_split(method: str, network: Network, accelerator: Accelerator, objective: Objective = Objective.DRAM,
               fusion: int = 0, evaluations: int | None = None, seconds: float | None = None, seed: int = 0,
               space: str = OWN, outer: int = OUTER) -> SplitRun:  # fmt: skip
@@ -102,7 +96,8 @@ def map_split(method: str, network: Network, accelerator: Accelerator, objective
         return cost
 
     def f(x: np.ndarray) -> float:
-        banks = decode(np.clip(np.asarray(x, dtype=float), 0.0, 1.0 - 1e-12), split.banks)
+        genes = np.clip(np.asarray(x, dtype=float), 0.0, 1.0 - 1e-12)
+        banks = split_banks(float(genes[0]), float(genes[1]), split.banks)
         if banks not in tried:
             if len(tried) >= tries or interrupted():
                 raise Stop

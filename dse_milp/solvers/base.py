@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
@@ -61,6 +62,18 @@ class SolverOptions:
         """The time a solver call may take: what is left before the deadline (or the whole
         limit, before the run has started)."""
         return self.time_limit if self.deadline is None else remaining(self.deadline)
+
+    def ends(self) -> float | None:
+        """The run's deadline as wall-clock time (``time.time()``), or None: a deadline every
+        machine of a cluster reads alike, where ``time.monotonic()`` differs from one to the next."""
+        left = self.seconds_left()
+        return None if left is None else time.time() + left
+
+    def ending(self, ends: float | None) -> SolverOptions:
+        """These options for work that starts now, perhaps on another machine, and must end by
+        the wall-clock time ``ends`` (``ends()``; None: no limit)."""
+        left = None if ends is None else max(0.0, ends - time.time())
+        return replace(self, time_limit=left, deadline=None).started()
 
 
 @dataclass(frozen=True)
